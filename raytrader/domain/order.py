@@ -1,0 +1,118 @@
+"""Orders and their immutable lifecycle state."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from raytrader.domain.enums import OrderStatus, OrderType, Side, TimeInForce
+from raytrader.domain.time import ensure_utc
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    ts: datetime
+    type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    stop_price: float | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    session_id: str = ""
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"order {self.client_order_id!r}"
+        ensure_utc(self.ts, f"{where} ts")
+        if not self.client_order_id:
+            raise ValueError("order: client_order_id must not be empty")
+        if not (math.isfinite(self.quantity) and self.quantity > 0):
+            raise ValueError(f"{where}: quantity must be a positive number, got {self.quantity}")
+        needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit != (self.limit_price is not None):
+            raise ValueError(f"{where}: limit_price is {'required' if needs_limit else 'not allowed'}"
+                             f" for a {self.type} order")
+        if needs_stop != (self.stop_price is not None):
+            raise ValueError(f"{where}: stop_price is {'required' if needs_stop else 'not allowed'}"
+                             f" for a {self.type} order")
+        for name, price in (("limit_price", self.limit_price), ("stop_price", self.stop_price)):
+            if price is not None and not (math.isfinite(price) and price > 0):
+                raise ValueError(f"{where}: {name} must be a positive number, got {price}")
+
+    @property
+    def signed_quantity(self) -> float:
+        return self.side.sign * self.quantity
+
+
+# Legal moves of the order state machine; anything else is an error.
+_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.NEW: frozenset({OrderStatus.ACCEPTED, OrderStatus.REJECTED, OrderStatus.CANCELLED}),
+    OrderStatus.ACCEPTED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.PARTIALLY_FILLED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+}
+
+
+class IllegalTransition(ValueError):
+    """An order was asked to move to a status its current status cannot reach."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """An order with its status, fills so far and the reason of its last change."""
+
+    order: Order
+    status: OrderStatus = OrderStatus.NEW
+    filled_quantity: float = 0.0
+    avg_fill_price: float = 0.0
+    reason: str = ""
+    updated: datetime | None = None
+
+    @property
+    def remaining(self) -> float:
+        return self.order.quantity - self.filled_quantity
+
+    @property
+    def is_open(self) -> bool:
+        return not self.status.is_terminal
+
+    def to(self, status: OrderStatus, ts: datetime, reason: str = "") -> OrderState:
+        """Move to ``status``; raise ``IllegalTransition`` when the state machine forbids it."""
+        if status not in _TRANSITIONS.get(self.status, frozenset()):
+            raise IllegalTransition(
+                f"order {self.order.client_order_id!r}: cannot go from {self.status} to {status}"
+            )
+        return replace(self, status=status, reason=reason or self.reason, updated=ts)
+
+    def with_fill(self, quantity: float, price: float, ts: datetime) -> OrderState:
+        """Book a fill of ``quantity`` at ``price``; status becomes partially filled or filled."""
+        if quantity <= 0 or quantity > self.remaining + 1e-9 * self.order.quantity:
+            raise ValueError(
+                f"order {self.order.client_order_id!r}: fill of {quantity} exceeds remaining "
+                f"{self.remaining}"
+            )
+        filled = self.filled_quantity + quantity
+        avg = (self.avg_fill_price * self.filled_quantity + price * quantity) / filled
+        done = filled >= self.order.quantity - 1e-9 * self.order.quantity
+        status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+        moved = self.to(status, ts)
+        return replace(moved, filled_quantity=self.order.quantity if done else filled,
+                       avg_fill_price=avg)
