@@ -1,0 +1,52 @@
+# `make run` and `make test` do all the set-up: a .venv with the project installed.
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# torch comes from PyTorch's CPU index when no local wheel satisfies the pin.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+.PHONY: help run test lint typecheck unit bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "raytrader needs Python 3.11+; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.torch: constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt torch || \
+	  $(BIN)/pip install -q -c constraints.txt torch --index-url $(TORCH_INDEX)
+	touch $@
+
+$(VENV)/.run: pyproject.toml constraints.txt $(VENV)/.torch
+	$(BIN)/pip install -q -c constraints.txt -e '.[all]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml constraints.txt $(VENV)/.torch
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
+	touch $@ $(VENV)/.run
+
+run: $(VENV)/.run  ## demo backtests on the bundled data (embedded defaults, no services)
+	$(BIN)/raytrader demo
+
+lint: $(VENV)/.dev  ## ruff lint + format check, import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(VENV)/.dev  ## mypy --strict on the package
+	$(BIN)/mypy raytrader
+
+unit: $(VENV)/.dev  ## pytest only
+	$(BIN)/pytest -q
+
+test: lint typecheck unit  ## everything CI runs
+
+bench: $(VENV)/.dev  ## speed comparisons against peer backtesters
+	$(BIN)/python benchmarks/backtest_speed.py
+
+clean:  ## remove the venv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,0 +1,3 @@
+from raytrader.cli import app
+
+app()

@@ -1,0 +1,81 @@
+"""RSI mean reversion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field, model_validator
+
+from raytrader.agents.base import Agent, AgentParams
+from raytrader.agents.context import BarContext
+from raytrader.agents.registry import register
+from raytrader.agents.rules._util import crossings, per_symbol
+from raytrader.data.indicators import rsi
+from raytrader.data.market_data import FloatArray, MarketData
+from raytrader.domain import Signal
+
+
+class RsiReversionParams(AgentParams):
+    period: int = Field(14, ge=2, le=1000)
+    oversold: float = Field(30.0, gt=0, lt=100)
+    overbought: float = Field(70.0, gt=0, lt=100)
+    exit_level: float = Field(50.0, gt=0, lt=100, description="RSI level that closes a position")
+    weight: float = Field(1.0, gt=0, le=1)
+    allow_short: bool = False
+
+    @model_validator(mode="after")
+    def _ordered_levels(self) -> RsiReversionParams:
+        if not self.oversold < self.exit_level < self.overbought:
+            raise ValueError("levels must satisfy oversold < exit_level < overbought")
+        return self
+
+
+@register
+class RsiReversion(Agent):
+    """Buy when RSI falls through ``oversold``, exit when it rises through ``exit_level``.
+
+    With shorts allowed, the mirror image: short through ``overbought``, cover through
+    ``exit_level``.
+    """
+
+    name = "rsi_reversion"
+    Params = RsiReversionParams
+    params: RsiReversionParams
+
+    @property
+    def warmup(self) -> int:
+        return self.params.period + 1
+
+    def indicators(self, data: MarketData) -> dict[str, FloatArray]:
+        p = self.params
+        r = per_symbol(lambda c: rsi(c, p.period), data.close)
+
+        def level(x: float) -> FloatArray:
+            return r * 0.0 + x
+
+        return {
+            "rsi": r,
+            "vs_oversold": crossings(r, level(p.oversold)),
+            "vs_overbought": crossings(r, level(p.overbought)),
+            "vs_exit": crossings(r, level(p.exit_level)),
+        }
+
+    def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
+        p = self.params
+        out: list[Signal] | None = None
+        for j, symbol in enumerate(ctx.symbols):
+            weight: float | None = None
+            if ctx.value("vs_oversold", j) < 0:
+                weight, why = p.weight, "rsi oversold"
+            elif p.allow_short and ctx.value("vs_overbought", j) > 0:
+                weight, why = -p.weight, "rsi overbought"
+            else:
+                exit_cross = ctx.value("vs_exit", j)
+                held = ctx.position(symbol)
+                if (exit_cross > 0 and held > 0) or (exit_cross < 0 and held < 0):
+                    weight, why = 0.0, "rsi back to exit level"
+            if weight is not None:
+                out = out or []
+                direction = (weight > 0) - (weight < 0)
+                out.append(Signal(symbol, ctx.ts, direction=direction, weight=weight, reason=why))
+        return out

@@ -1,0 +1,60 @@
+"""Moving-average crossover."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field, model_validator
+
+from raytrader.agents.base import Agent, AgentParams
+from raytrader.agents.context import BarContext
+from raytrader.agents.registry import register
+from raytrader.agents.rules._util import crossings, per_symbol
+from raytrader.data.indicators import sma
+from raytrader.data.market_data import FloatArray, MarketData
+from raytrader.domain import Signal
+
+
+class SmaCrossParams(AgentParams):
+    fast: int = Field(10, ge=1, le=5000, description="fast SMA length (bars)")
+    slow: int = Field(30, ge=2, le=20000, description="slow SMA length (bars)")
+    weight: float = Field(1.0, gt=0, le=1, description="share of equity per position")
+    allow_short: bool = Field(False, description="go short on a downward cross")
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> SmaCrossParams:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be below slow ({self.slow})")
+        return self
+
+
+@register
+class SmaCross(Agent):
+    """Long when the fast SMA crosses above the slow one; flat (or short) on the cross down."""
+
+    name = "sma_cross"
+    Params = SmaCrossParams
+    params: SmaCrossParams
+
+    @property
+    def warmup(self) -> int:
+        return self.params.slow
+
+    def indicators(self, data: MarketData) -> dict[str, FloatArray]:
+        p = self.params
+        fast = per_symbol(lambda c: sma(c, p.fast), data.close)
+        slow = per_symbol(lambda c: sma(c, p.slow), data.close)
+        return {"sma_fast": fast, "sma_slow": slow, "cross": crossings(fast, slow)}
+
+    def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
+        out: list[Signal] | None = None
+        for j, symbol in enumerate(ctx.symbols):
+            cross = ctx.value("cross", j)
+            if cross == 0.0:
+                continue
+            w = self.params.weight
+            target = w if cross > 0 else (-w if self.params.allow_short else 0.0)
+            out = out or []
+            out.append(Signal(symbol, ctx.ts, direction=int(cross), weight=target,
+                              reason="cross up" if cross > 0 else "cross down"))
+        return out

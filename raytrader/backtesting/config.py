@@ -1,0 +1,61 @@
+"""Backtest configuration, as written in ``configs/*.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from raytrader.data.spec import DataSpec
+from raytrader.execution.paper_broker import PaperBrokerConfig
+from raytrader.portfolio.config import PortfolioConfig
+
+
+class AgentSpec(BaseModel):
+    """An agent by registry name with its parameters (validated by the agent's schema)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class BacktestConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field("backtest", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    data: DataSpec
+    agents: list[AgentSpec] = Field(min_length=1)
+    initial_cash: float = Field(100_000.0, gt=0)
+    broker: PaperBrokerConfig = PaperBrokerConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
+    periods_per_year: float | None = Field(
+        None, gt=0, description="annualization; inferred from the bar spacing when omitted"
+    )
+
+
+class ConfigError(ValueError):
+    """A config file could not be read or failed validation; the message names the file."""
+
+
+def load_config(path: str | Path) -> BacktestConfig:
+    """Read and validate a backtest YAML file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        config = BacktestConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+    return config.model_copy(update={"data": config.data.relative_to(path.parent)})

@@ -1,0 +1,269 @@
+"""The event-driven backtest engine.
+
+One bar, in the order a live session runs it:
+
+1. at the open: signals of the previous close become orders (priced at this open, the first
+   price a live order would meet), sized by the rebalancer within limits and cash;
+2. the paper broker matches every live order against this bar; fills go to the ledger;
+3. at the close: agents see the bar (and only the past) and emit signals.
+
+Indicators are computed once, vectorized, and revealed bar by bar through ``BarContext``. The
+hot loop touches no pandas and allocates nothing on bars where nothing happens; the equity curve
+is rebuilt vectorized from the points where the account changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from raytrader.agents.base import Agent
+from raytrader.agents.context import BarContext
+from raytrader.backtesting.result import BacktestResult, SignalRecord
+from raytrader.data.indicators import atr as atr_indicator
+from raytrader.data.market_data import FloatArray, MarketData
+from raytrader.domain import Fill, OrderState, Signal
+from raytrader.execution.paper_broker import PaperBroker, PaperBrokerConfig
+from raytrader.portfolio.config import PortfolioConfig
+from raytrader.portfolio.rebalancer import AccountView, Rebalancer
+from raytrader.state.ledger import Ledger
+
+ProgressFn = Callable[[int], None]
+_PROGRESS_EVERY = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class CorporateAction:
+    """A split (``value`` = ratio, e.g. 2.0 for 2-for-1) or cash dividend (per share)."""
+
+    symbol: str
+    ts: datetime
+    kind: str  # "split" | "dividend"
+    value: float
+
+
+class _Account:
+    """The engine's live view of the ledger, as agents see it (``PortfolioView``)."""
+
+    __slots__ = ("_close", "_ledger", "i")
+
+    def __init__(self, ledger: Ledger, close_ffill: FloatArray, symbols: Sequence[str]) -> None:
+        self._ledger = ledger
+        self._close = {s: close_ffill[j] for j, s in enumerate(symbols)}
+        self.i = 0
+
+    @property
+    def cash(self) -> float:
+        return self._ledger.cash
+
+    def position(self, symbol: str) -> float:
+        return self._ledger.position(symbol).quantity
+
+    def equity(self) -> float:
+        i = self.i
+        value = self._ledger.cash
+        for symbol, pos in self._ledger.positions().items():
+            value += pos.quantity * float(self._close[symbol][i])
+        return value
+
+
+def _ffill(a: FloatArray) -> FloatArray:
+    return pd.DataFrame(a.T).ffill().to_numpy().T
+
+
+class BacktestEngine:
+    """Runs agents over ``MarketData`` with the paper broker, the rebalancer and the ledger."""
+
+    def __init__(
+        self,
+        initial_cash: float = 100_000.0,
+        broker: PaperBrokerConfig | None = None,
+        portfolio: PortfolioConfig | None = None,
+        run_id: str = "bt",
+    ) -> None:
+        if not initial_cash > 0:
+            raise ValueError(f"initial_cash must be positive, got {initial_cash}")
+        self.initial_cash = initial_cash
+        self.broker_config = broker or PaperBrokerConfig()
+        self.portfolio_config = portfolio or PortfolioConfig()
+        self.run_id = run_id
+
+    def run(
+        self,
+        data: MarketData,
+        agents: Sequence[Agent],
+        corporate_actions: Sequence[CorporateAction] = (),
+        progress: ProgressFn | None = None,
+    ) -> BacktestResult:
+        if not agents:
+            raise ValueError("a backtest needs at least one agent")
+        n, symbols = data.n_bars, data.symbols
+        ledger = Ledger(self.initial_cash)
+        broker = PaperBroker(self.broker_config, buying_power=lambda: ledger.cash)
+        rebalancer = Rebalancer(
+            self.portfolio_config, self.broker_config.commission, self.broker_config.slippage
+        )
+        close_ffill = _ffill(data.close)
+        account = _Account(ledger, close_ffill, symbols)
+        sym_row = {s: j for j, s in enumerate(symbols)}
+
+        for agent in agents:
+            if agent.needs_fit:
+                agent.fit(data)
+        contexts = [BarContext(data, agent.indicators(data), account) for agent in agents]
+        atr_rows = self._atr(data) if self.portfolio_config.sizing.method == "atr_risk" else None
+        warmup = max(agent.warmup for agent in agents)
+        owner: dict[str, int] = {}  # client order id -> agent that asked for it
+        actions = sorted(corporate_actions, key=lambda a: a.ts)
+        action_bars = np.searchsorted(
+            data.index.asi8, [pd.Timestamp(a.ts).value for a in actions], side="left"
+        ).tolist()
+
+        seq = 0
+
+        def next_id() -> str:
+            nonlocal seq
+            seq += 1
+            return f"{self.run_id}-{seq:07d}"
+
+        # Account change points for the vectorized equity curve: bar -> (cash, quantities).
+        change_bars: list[int] = []
+        change_cash: list[float] = []
+        change_qty: list[list[float]] = []
+        fills: list[Fill] = []
+        signal_log: list[SignalRecord] = []
+        pending: list[tuple[int, Signal]] = []
+        index = data.index
+        opens, highs, lows, closes, volumes = (
+            data.open, data.high, data.low, data.close, data.volume
+        )
+        next_action = 0
+
+        def record(i: int) -> None:
+            positions = ledger.positions()
+            qty = [positions[s].quantity if s in positions else 0.0 for s in symbols]
+            if change_bars and change_bars[-1] == i:
+                change_cash[-1], change_qty[-1] = ledger.cash, qty
+            else:
+                change_bars.append(i)
+                change_cash.append(ledger.cash)
+                change_qty.append(qty)
+
+        for start in range(0, n, _PROGRESS_EVERY):
+            for i in range(start, min(start + _PROGRESS_EVERY, n)):
+                account.i = i
+                changed = False
+                while next_action < len(actions) and action_bars[next_action] <= i:
+                    act = actions[next_action]
+                    next_action += 1
+                    if act.kind == "split":
+                        ledger.apply_split(act.symbol, act.value, act.ts)
+                    elif act.kind == "dividend":
+                        ledger.apply_dividend(act.symbol, act.value, act.ts)
+                    else:
+                        raise ValueError(f"unknown corporate action kind {act.kind!r}")
+                    changed = True
+                if pending:
+                    ts = index[i].to_pydatetime()
+                    self._submit(pending, i, ts, data, close_ffill, ledger, broker, rebalancer,
+                                 owner, next_id, atr_rows)
+                    pending = []
+                if broker.open_symbols:
+                    ts = index[i].to_pydatetime()
+                    for symbol in sorted(broker.open_symbols):
+                        j = sym_row[symbol]
+                        o = opens[j, i]
+                        if o != o:  # NaN: no bar for this symbol now
+                            continue
+                        for fill in broker.on_bar(symbol, ts, float(o), float(highs[j, i]),
+                                                  float(lows[j, i]), float(closes[j, i]),
+                                                  float(volumes[j, i])):
+                            ledger.apply_fill(fill)
+                            fills.append(fill)
+                            agents[owner[fill.client_order_id]].on_fill(fill)
+                            changed = True
+                if changed:
+                    record(i)
+                if i < warmup:
+                    continue
+                for k, agent in enumerate(agents):
+                    ctx = contexts[k]
+                    ctx.i = i
+                    signals = agent.on_bar(ctx)
+                    if signals:
+                        for sig in signals:
+                            pending.append((k, sig))
+                            signal_log.append(SignalRecord(i, agent.name, sig))
+            if progress is not None:
+                progress(min(start + _PROGRESS_EVERY, n))
+
+        return BacktestResult.build(
+            data=data,
+            close_ffill=close_ffill,
+            initial_cash=self.initial_cash,
+            change_bars=change_bars,
+            change_cash=change_cash,
+            change_qty=change_qty,
+            ledger=ledger,
+            fills=fills,
+            orders=broker.orders(),
+            journal=list(broker.journal),
+            signals=signal_log,
+            adjustments=list(rebalancer.adjustments),
+        )
+
+    def _atr(self, data: MarketData) -> FloatArray:
+        period = self.portfolio_config.sizing.atr_period
+        return np.vstack(
+            [atr_indicator(h, lo, c, period) for h, lo, c in zip(data.high, data.low, data.close,
+                                                                  strict=True)]
+        )
+
+    @staticmethod
+    def _submit(
+        pending: list[tuple[int, Signal]],
+        i: int,
+        ts: datetime,
+        data: MarketData,
+        close_ffill: FloatArray,
+        ledger: Ledger,
+        broker: PaperBroker,
+        rebalancer: Rebalancer,
+        owner: dict[str, int],
+        next_id: Callable[[], str],
+        atr_rows: FloatArray | None,
+    ) -> list[OrderState]:
+        """Turn the previous close's signals into orders at this bar's open."""
+        symbols = data.symbols
+        prices: dict[str, float] = {}
+        for j, s in enumerate(symbols):
+            o = data.open[j, i]
+            prices[s] = float(o if o == o else close_ffill[j, i - 1] if i else np.nan)
+        positions = {s: p.quantity for s, p in ledger.positions().items()}
+        value = sum(q * prices[s] for s, q in positions.items() if prices[s] == prices[s])
+        gross = sum(abs(q) * prices[s] for s, q in positions.items() if prices[s] == prices[s])
+        account = AccountView(ledger.cash, ledger.cash + value, positions, gross)
+        by_agent: dict[str, int] = {}
+        for k, sig in pending:
+            by_agent[sig.symbol] = k
+            # A new target supersedes orders still resting for the symbol.
+            for st in broker.open_orders(sig.symbol):
+                broker.cancel(st.order.client_order_id, ts, "superseded by a new signal")
+
+        def atr_of(symbol: str) -> float:
+            assert atr_rows is not None
+            return float(atr_rows[data.symbol_index(symbol), i - 1])
+
+        orders = rebalancer.orders(
+            [sig for _, sig in pending], prices, account, ts, next_id,
+            atr_of if atr_rows is not None else None,
+        )
+        states = []
+        for order in orders:
+            owner[order.client_order_id] = by_agent[order.symbol]
+            states.append(broker.submit(order))
+        return states
