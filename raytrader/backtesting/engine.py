@@ -119,8 +119,8 @@ class BacktestEngine:
         warmup = max(agent.warmup for agent in agents)
         owner: dict[str, int] = {}  # client order id -> agent that asked for it
         actions = sorted(corporate_actions, key=lambda a: a.ts)
-        action_bars = np.searchsorted(
-            data.index.asi8, [pd.Timestamp(a.ts).value for a in actions], side="left"
+        action_bars = data.index.searchsorted(
+            pd.DatetimeIndex([a.ts for a in actions], tz="UTC")
         ).tolist()
 
         seq = 0
@@ -173,19 +173,19 @@ class BacktestEngine:
                                  owner, next_id, atr_rows)
                     pending = []
                 if broker.open_symbols:
-                    ts = index[i].to_pydatetime()
-                    for symbol in sorted(broker.open_symbols):
+                    bars = {}
+                    for symbol in broker.open_symbols:
                         j = sym_row[symbol]
                         o = opens[j, i]
-                        if o != o:  # NaN: no bar for this symbol now
-                            continue
-                        for fill in broker.on_bar(symbol, ts, float(o), float(highs[j, i]),
-                                                  float(lows[j, i]), float(closes[j, i]),
-                                                  float(volumes[j, i])):
-                            ledger.apply_fill(fill)
-                            fills.append(fill)
-                            agents[owner[fill.client_order_id]].on_fill(fill)
-                            changed = True
+                        if o == o:  # NaN open: this symbol has no bar now
+                            bars[symbol] = (float(o), float(highs[j, i]), float(lows[j, i]),
+                                            float(closes[j, i]), float(volumes[j, i]))
+                    # All symbols at once, so sells fund buys across symbols within the bar.
+                    for fill in broker.on_bars(index[i].to_pydatetime(), bars):
+                        ledger.apply_fill(fill)
+                        fills.append(fill)
+                        agents[owner[fill.client_order_id]].on_fill(fill)
+                        changed = True
                 if changed:
                     record(i)
                 if i < warmup:

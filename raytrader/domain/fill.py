@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,8 +25,13 @@ class Fill:
 
     def __post_init__(self) -> None:
         ensure_utc(self.ts, f"fill {self.client_order_id!r} ts")
-        if self.quantity <= 0 or self.price <= 0:
-            raise ValueError(f"fill {self.client_order_id!r}: quantity and price must be positive")
+        if not (self.quantity > 0 and self.price > 0 and math.isfinite(self.quantity * self.price)):
+            raise ValueError(
+                f"fill {self.client_order_id!r}: quantity and price must be positive numbers, "
+                f"got {self.quantity} at {self.price}"
+            )
+        if not math.isfinite(self.commission):
+            raise ValueError(f"fill {self.client_order_id!r}: commission must be a number")
 
     @property
     def signed_quantity(self) -> float:
