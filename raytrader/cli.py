@@ -28,6 +28,7 @@ from raytrader.state.metrics import Metrics
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
 
 _ROWS: list[tuple[str, str, str]] = [
     # (label, metrics key, format)
@@ -38,7 +39,8 @@ _ROWS: list[tuple[str, str, str]] = [
     ("Sortino", "sortino", "{:.2f}"),
     ("Calmar", "calmar", "{:.2f}"),
     ("Max drawdown", "max_drawdown", "{:.2%}"),
-    ("Max DD duration (bars)", "max_drawdown_duration", "{:,.0f}"),
+    ("Max DD duration", "max_drawdown_duration", "{}"),
+    ("Max DD length (bars)", "max_drawdown_bars", "{:,.0f}"),
     ("Trades", "trade_count", "{:,.0f}"),
     ("Win rate", "win_rate", "{:.2%}"),
     ("Profit factor", "profit_factor", "{:.2f}"),
@@ -58,7 +60,7 @@ def metrics_table(runs: dict[str, Metrics]) -> Table:
         cells = []
         for name in runs:
             v = values[name].get(key)
-            cells.append(fmt.format(v) if isinstance(v, int | float) else str(v))
+            cells.append(fmt.format(v) if v is not None else "n/a")
         table.add_row(label, *cells)
     return table
 
@@ -75,7 +77,9 @@ def _run(config: BacktestConfig, out_root: Path | None) -> tuple[BacktestResult,
         transient=True,
     ) as bar:
         task = bar.add_task(config.name, total=data.n_bars)
-        result = run_backtest(config, data=data, progress=lambda done: bar.update(task, completed=done))
+        result = run_backtest(
+            config, data=data, progress=lambda done: bar.update(task, completed=done)
+        )
     metrics = result.metrics(config.periods_per_year)
     if out_root is not None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -96,8 +100,8 @@ def backtest(
     try:
         config = load_config(config_path)
         _, metrics = _run(config, None if no_save else (out or settings.runs_dir))
-    except (ConfigError, ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (ConfigError, ValueError, KeyError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from exc
     console.print(metrics_table({config.name: metrics}))
 
@@ -149,7 +153,7 @@ def agents(
     try:
         schema = registry.params_schema(name).model_json_schema()
     except registry.UnknownAgentError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")
 

@@ -40,7 +40,9 @@ def register(cls: A) -> A:
         )
     existing = _REGISTRY.get(name)
     if existing is not None and existing is not cls:
-        raise ValueError(f"agent name {name!r} is taken by {existing.__module__}.{existing.__name__}")
+        raise ValueError(
+            f"agent name {name!r} is taken by {existing.__module__}.{existing.__name__}"
+        )
     _REGISTRY[name] = cls
     return cls
 
@@ -94,7 +96,8 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> Agent:
         validated = cls.Params(**dict(params or {}))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(params)'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or '(params)'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise AgentConfigError(f"agent {name!r}: invalid params: {problems}") from exc

@@ -55,7 +55,8 @@ def load_config(path: str | Path) -> BacktestConfig:
         config = BacktestConfig.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
     return config.model_copy(update={"data": config.data.relative_to(path.parent)})

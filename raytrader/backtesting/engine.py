@@ -139,7 +139,11 @@ class BacktestEngine:
         pending: list[tuple[int, Signal]] = []
         index = data.index
         opens, highs, lows, closes, volumes = (
-            data.open, data.high, data.low, data.close, data.volume
+            data.open,
+            data.high,
+            data.low,
+            data.close,
+            data.volume,
         )
         next_action = 0
 
@@ -169,8 +173,19 @@ class BacktestEngine:
                     changed = True
                 if pending:
                     ts = index[i].to_pydatetime()
-                    self._submit(pending, i, ts, data, close_ffill, ledger, broker, rebalancer,
-                                 owner, next_id, atr_rows)
+                    self._submit(
+                        pending,
+                        i,
+                        ts,
+                        data,
+                        close_ffill,
+                        ledger,
+                        broker,
+                        rebalancer,
+                        owner,
+                        next_id,
+                        atr_rows,
+                    )
                     pending = []
                 if broker.open_symbols:
                     bars = {}
@@ -178,8 +193,13 @@ class BacktestEngine:
                         j = sym_row[symbol]
                         o = opens[j, i]
                         if o == o:  # NaN open: this symbol has no bar now
-                            bars[symbol] = (float(o), float(highs[j, i]), float(lows[j, i]),
-                                            float(closes[j, i]), float(volumes[j, i]))
+                            bars[symbol] = (
+                                float(o),
+                                float(highs[j, i]),
+                                float(lows[j, i]),
+                                float(closes[j, i]),
+                                float(volumes[j, i]),
+                            )
                     # All symbols at once, so sells fund buys across symbols within the bar.
                     for fill in broker.on_bars(index[i].to_pydatetime(), bars):
                         ledger.apply_fill(fill)
@@ -219,8 +239,10 @@ class BacktestEngine:
     def _atr(self, data: MarketData) -> FloatArray:
         period = self.portfolio_config.sizing.atr_period
         return np.vstack(
-            [atr_indicator(h, lo, c, period) for h, lo, c in zip(data.high, data.low, data.close,
-                                                                  strict=True)]
+            [
+                atr_indicator(h, lo, c, period)
+                for h, lo, c in zip(data.high, data.low, data.close, strict=True)
+            ]
         )
 
     @staticmethod
@@ -259,7 +281,11 @@ class BacktestEngine:
             return float(atr_rows[data.symbol_index(symbol), i - 1])
 
         orders = rebalancer.orders(
-            [sig for _, sig in pending], prices, account, ts, next_id,
+            [sig for _, sig in pending],
+            prices,
+            account,
+            ts,
+            next_id,
             atr_of if atr_rows is not None else None,
         )
         states = []

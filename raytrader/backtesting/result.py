@@ -86,8 +86,13 @@ class BacktestResult:
             ppy = periods or periods_per_year(pd.DatetimeIndex(self.equity.index))
             exposure = (self.gross_exposure / self.equity).fillna(0.0)
             traded = float(sum(f.notional for f in self.fills))
-            m = compute_metrics(self.equity, self.trades, periods_per_year=ppy,
-                                exposure=exposure, traded_notional=traded)
+            m = compute_metrics(
+                self.equity,
+                self.trades,
+                periods_per_year=ppy,
+                exposure=exposure,
+                traded_notional=traded,
+            )
             if periods is not None:
                 return m
             self._metrics = m
@@ -95,7 +100,7 @@ class BacktestResult:
 
     def fills_frame(self) -> pd.DataFrame:
         rows = [asdict(f) for f in self.fills]
-        return pd.DataFrame(rows, columns=[f for f in Fill.__dataclass_fields__])
+        return pd.DataFrame(rows, columns=list(Fill.__dataclass_fields__))
 
     def orders_frame(self) -> pd.DataFrame:
         return pd.DataFrame([_order_row(st) for st in self.orders])

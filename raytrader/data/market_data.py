@@ -38,8 +38,9 @@ class MarketData:
         shape = (len(self.symbols), len(self.index))
         for name in OHLCV:
             if getattr(self, name).shape != shape:
-                raise ValueError(f"MarketData.{name} has shape {getattr(self, name).shape}, "
-                                 f"expected {shape}")
+                raise ValueError(
+                    f"MarketData.{name} has shape {getattr(self, name).shape}, expected {shape}"
+                )
 
     @classmethod
     def from_frames(cls, frames: Mapping[str, pd.DataFrame]) -> MarketData:
@@ -77,8 +78,15 @@ class MarketData:
     def bar(self, symbol: str, i: int) -> Bar:
         j = self.symbol_index(symbol)
         ts: datetime = self.index[i].to_pydatetime()
-        return Bar(symbol, ts, float(self.open[j, i]), float(self.high[j, i]),
-                   float(self.low[j, i]), float(self.close[j, i]), float(self.volume[j, i]))
+        return Bar(
+            symbol,
+            ts,
+            float(self.open[j, i]),
+            float(self.high[j, i]),
+            float(self.low[j, i]),
+            float(self.close[j, i]),
+            float(self.volume[j, i]),
+        )
 
     def slice(self, start: int, stop: int) -> MarketData:
         """Bars ``[start, stop)`` as a new ``MarketData`` (views, no copy)."""

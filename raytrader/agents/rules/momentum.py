@@ -86,8 +86,9 @@ class Momentum(Agent):
             ),
             "exit_ma": per_symbol(lambda c: sma(c, p.exit_ma_period), data.close),
             "index_ma": per_symbol(lambda c: sma(c, p.index_ma_period), data.close),
-            "atr": per_symbol(lambda h, lo, c: atr(h, lo, c, p.atr_period),
-                              data.high, data.low, data.close),
+            "atr": per_symbol(
+                lambda h, lo, c: atr(h, lo, c, p.atr_period), data.high, data.low, data.close
+            ),
         }
 
     def _ranked(self, ctx: BarContext, universe: list[int]) -> list[int]:

@@ -55,6 +55,13 @@ class SmaCross(Agent):
             w = self.params.weight
             target = w if cross > 0 else (-w if self.params.allow_short else 0.0)
             out = out or []
-            out.append(Signal(symbol, ctx.ts, direction=int(cross), weight=target,
-                              reason="cross up" if cross > 0 else "cross down"))
+            out.append(
+                Signal(
+                    symbol,
+                    ctx.ts,
+                    direction=int(cross),
+                    weight=target,
+                    reason="cross up" if cross > 0 else "cross down",
+                )
+            )
         return out

@@ -1,0 +1,1 @@
+"""The event-driven backtest engine, its config, results and reports."""
