@@ -9,8 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAYTRADER_", env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RAYTRADER_", env_nested_delimiter="__", extra="ignore"
+    )
 
     data_dir: Path = Path("data")
     runs_dir: Path = Path("runs")

@@ -34,11 +34,15 @@ class Order:
         needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
         if needs_limit != (self.limit_price is not None):
-            raise ValueError(f"{where}: limit_price is {'required' if needs_limit else 'not allowed'}"
-                             f" for a {self.type} order")
+            raise ValueError(
+                f"{where}: limit_price is {'required' if needs_limit else 'not allowed'}"
+                f" for a {self.type} order"
+            )
         if needs_stop != (self.stop_price is not None):
-            raise ValueError(f"{where}: stop_price is {'required' if needs_stop else 'not allowed'}"
-                             f" for a {self.type} order")
+            raise ValueError(
+                f"{where}: stop_price is {'required' if needs_stop else 'not allowed'}"
+                f" for a {self.type} order"
+            )
         for name, price in (("limit_price", self.limit_price), ("stop_price", self.stop_price)):
             if price is not None and not (math.isfinite(price) and price > 0):
                 raise ValueError(f"{where}: {name} must be a positive number, got {price}")
@@ -114,5 +118,6 @@ class OrderState:
         done = filled >= self.order.quantity - 1e-9 * self.order.quantity
         status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
         moved = self.to(status, ts)
-        return replace(moved, filled_quantity=self.order.quantity if done else filled,
-                       avg_fill_price=avg)
+        return replace(
+            moved, filled_quantity=self.order.quantity if done else filled, avg_fill_price=avg
+        )

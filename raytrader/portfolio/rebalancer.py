@@ -66,8 +66,9 @@ class Rebalancer:
             return signal.quantity
         buy_cost = self.unit_cost(price, Side.BUY)
         if signal.weight is not None:
-            return math.copysign(fixed_fractional(equity, abs(signal.weight), buy_cost),
-                                 signal.weight)
+            return math.copysign(
+                fixed_fractional(equity, abs(signal.weight), buy_cost), signal.weight
+            )
         if signal.direction == 0:
             return 0.0
         sizing = self.config.sizing

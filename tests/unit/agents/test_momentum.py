@@ -184,10 +184,14 @@ def test_state_round_trip() -> None:
     agent.request_sell("BBB")
     clone = create("momentum", PARAMS)
     clone.set_state(agent.get_state())
-    assert clone.get_state() == agent.get_state() == {
-        "last_update": "2024-01-24",
-        "sell_requests": ["BBB"],
-    }
+    assert (
+        clone.get_state()
+        == agent.get_state()
+        == {
+            "last_update": "2024-01-24",
+            "sell_requests": ["BBB"],
+        }
+    )
 
 
 def test_signals_are_signals() -> None:

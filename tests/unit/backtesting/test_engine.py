@@ -158,8 +158,9 @@ def test_limit_orders_rest_and_a_new_signal_supersedes_them(gbm_frame: Frame) ->
     far = float(df["low"].min()) * 0.5  # never reached
     agent = Scripted(
         {
-            2: [{"symbol": "X", "quantity": 5.0, "order_type": OrderType.LIMIT,
-                 "limit_price": far}],
+            2: [
+                {"symbol": "X", "quantity": 5.0, "order_type": OrderType.LIMIT, "limit_price": far}
+            ],
             8: [{"symbol": "X", "quantity": 3.0}],
         }
     )
@@ -190,8 +191,12 @@ def test_bad_engine_input_is_refused() -> None:
     with pytest.raises(ValueError, match="initial_cash must be positive"):
         BacktestEngine(0.0)
     data = MarketData.from_frames(
-        {"X": pd.DataFrame({c: [1.0] for c in ("open", "high", "low", "close", "volume")},
-                           index=pd.DatetimeIndex([datetime(2024, 1, 1, tzinfo=UTC)]))}
+        {
+            "X": pd.DataFrame(
+                {c: [1.0] for c in ("open", "high", "low", "close", "volume")},
+                index=pd.DatetimeIndex([datetime(2024, 1, 1, tzinfo=UTC)]),
+            )
+        }
     )
     with pytest.raises(ValueError, match="at least one agent"):
         BacktestEngine().run(data, [])

@@ -29,8 +29,9 @@ def rebalancer(
     limits: RiskLimits | None = None,
     sizing: SizingConfig | None = None,
 ) -> Rebalancer:
-    cfg = PortfolioConfig(lot_size=lot, limits=limits or RiskLimits(),
-                          sizing=sizing or SizingConfig())
+    cfg = PortfolioConfig(
+        lot_size=lot, limits=limits or RiskLimits(), sizing=sizing or SizingConfig()
+    )
     return Rebalancer(cfg, CommissionModel(bps=bps, minimum=minimum), SlippageModel(bps=slip))
 
 
@@ -118,12 +119,22 @@ def test_direction_signals_use_the_sizer() -> None:
 
 def test_fractional_lots_and_order_fields_follow_the_signal() -> None:
     rb = rebalancer(lot=0.0)
-    sig = Signal("X", TS, weight=0.5, order_type=OrderType.LIMIT, limit_price=99.0,
-                 time_in_force=TimeInForce.DAY, reason="why")
+    sig = Signal(
+        "X",
+        TS,
+        weight=0.5,
+        order_type=OrderType.LIMIT,
+        limit_price=99.0,
+        time_in_force=TimeInForce.DAY,
+        reason="why",
+    )
     [order] = rb.orders([sig], {"X": 100.0}, flat(1_000), TS, ids())
     assert order.quantity == pytest.approx(5.0)
     assert (order.type, order.limit_price, order.time_in_force, order.tag) == (
-        OrderType.LIMIT, 99.0, TimeInForce.DAY, "why",
+        OrderType.LIMIT,
+        99.0,
+        TimeInForce.DAY,
+        "why",
     )
 
 
