@@ -26,10 +26,12 @@ from raytrader.agents.context import BarContext
 from raytrader.backtesting.result import BacktestResult, SignalRecord
 from raytrader.data.indicators import atr as atr_indicator
 from raytrader.data.market_data import FloatArray, MarketData
-from raytrader.domain import Fill, OrderState, Signal
+from raytrader.domain import Fill, OrderState, OrderStatus
 from raytrader.execution.paper_broker import PaperBroker, PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
-from raytrader.portfolio.rebalancer import AccountView, Rebalancer
+from raytrader.portfolio.planner import OrderPlanner, account_at
+from raytrader.portfolio.rebalancer import Rebalancer
+from raytrader.risk.checks import PreTradeRisk
 from raytrader.state.ledger import Ledger
 
 ProgressFn = Callable[[int], None]
@@ -65,10 +67,7 @@ class _Account:
 
     def equity(self) -> float:
         i = self.i
-        value = self._ledger.cash
-        for symbol, pos in self._ledger.positions().items():
-            value += pos.quantity * float(self._close[symbol][i])
-        return value
+        return self._ledger.equity({s: float(self._close[s][i]) for s in self._ledger.positions()})
 
 
 def _ffill(a: FloatArray) -> FloatArray:
@@ -104,9 +103,13 @@ class BacktestEngine:
         n, symbols = data.n_bars, data.symbols
         ledger = Ledger(self.initial_cash)
         broker = PaperBroker(self.broker_config, buying_power=lambda: ledger.cash)
-        rebalancer = Rebalancer(
-            self.portfolio_config, self.broker_config.commission, self.broker_config.slippage
+        planner = OrderPlanner(
+            Rebalancer(
+                self.portfolio_config, self.broker_config.commission, self.broker_config.slippage
+            ),
+            self.run_id,
         )
+        risk = PreTradeRisk(self.portfolio_config.limits)
         close_ffill = _ffill(data.close)
         account = _Account(ledger, close_ffill, symbols)
         sym_row = {s: j for j, s in enumerate(symbols)}
@@ -118,17 +121,11 @@ class BacktestEngine:
         atr_rows = self._atr(data) if self.portfolio_config.sizing.method == "atr_risk" else None
         warmup = max(agent.warmup for agent in agents)
         owner: dict[str, int] = {}  # client order id -> agent that asked for it
+        refused: list[OrderState] = []
         actions = sorted(corporate_actions, key=lambda a: a.ts)
         action_bars = data.index.searchsorted(
             pd.DatetimeIndex([a.ts for a in actions], tz="UTC")
         ).tolist()
-
-        seq = 0
-
-        def next_id() -> str:
-            nonlocal seq
-            seq += 1
-            return f"{self.run_id}-{seq:07d}"
 
         # Account change points for the vectorized equity curve: bar -> (cash, quantities).
         change_bars: list[int] = []
@@ -136,7 +133,6 @@ class BacktestEngine:
         change_qty: list[list[float]] = []
         fills: list[Fill] = []
         signal_log: list[SignalRecord] = []
-        pending: list[tuple[int, Signal]] = []
         index = data.index
         opens, highs, lows, closes, volumes = (
             data.open,
@@ -150,43 +146,41 @@ class BacktestEngine:
         def record(i: int) -> None:
             positions = ledger.positions()
             qty = [positions[s].quantity if s in positions else 0.0 for s in symbols]
-            if change_bars and change_bars[-1] == i:
-                change_cash[-1], change_qty[-1] = ledger.cash, qty
-            else:
-                change_bars.append(i)
-                change_cash.append(ledger.cash)
-                change_qty.append(qty)
+            change_bars.append(i)
+            change_cash.append(ledger.cash)
+            change_qty.append(qty)
 
         for start in range(0, n, _PROGRESS_EVERY):
             for i in range(start, min(start + _PROGRESS_EVERY, n)):
                 account.i = i
                 changed = False
                 while next_action < len(actions) and action_bars[next_action] <= i:
-                    act = actions[next_action]
+                    self._apply_action(ledger, actions[next_action])
                     next_action += 1
-                    if act.kind == "split":
-                        ledger.apply_split(act.symbol, act.value, act.ts)
-                    elif act.kind == "dividend":
-                        ledger.apply_dividend(act.symbol, act.value, act.ts)
-                    else:
-                        raise ValueError(f"unknown corporate action kind {act.kind!r}")
                     changed = True
-                if pending:
+                if planner.pending:
                     ts = index[i].to_pydatetime()
-                    self._submit(
-                        pending,
-                        i,
-                        ts,
-                        data,
-                        close_ffill,
-                        ledger,
-                        broker,
-                        rebalancer,
-                        owner,
-                        next_id,
-                        atr_rows,
-                    )
-                    pending = []
+                    prices = open_prices(opens[:, i], close_ffill[:, i - 1] if i else None, symbols)
+                    atr_of = None
+                    if atr_rows is not None:
+                        atr_at = atr_rows[:, i - 1]
+
+                        def atr_of(symbol: str, atr_at: FloatArray = atr_at) -> float:
+                            return float(atr_at[sym_row[symbol]])
+
+                    plan = planner.plan(i, ts, prices, ledger, atr_of)
+                    for symbol in plan.cancel_symbols:
+                        # A new target supersedes orders still resting for the symbol.
+                        for st in broker.open_orders(symbol):
+                            broker.cancel(
+                                st.order.client_order_id, ts, "superseded by a new signal"
+                            )
+                    passed, denied = risk.check(plan.orders, account_at(ledger, prices), prices)
+                    for order, why in denied:
+                        refused.append(OrderState(order).to(OrderStatus.REJECTED, ts, why))
+                    for order in passed:
+                        owner[order.client_order_id] = plan.owners[order.client_order_id]
+                        broker.submit(order)
                 if broker.open_symbols:
                     bars = {}
                     for symbol in broker.open_symbols:
@@ -215,9 +209,8 @@ class BacktestEngine:
                     ctx.i = i
                     signals = agent.on_bar(ctx)
                     if signals:
-                        for sig in signals:
-                            pending.append((k, sig))
-                            signal_log.append(SignalRecord(i, agent.name, sig))
+                        planner.add(k, signals)
+                        signal_log.extend(SignalRecord(i, agent.name, sig) for sig in signals)
             if progress is not None:
                 progress(min(start + _PROGRESS_EVERY, n))
 
@@ -230,11 +223,20 @@ class BacktestEngine:
             change_qty=change_qty,
             ledger=ledger,
             fills=fills,
-            orders=broker.orders(),
-            journal=list(broker.journal),
+            orders=broker.orders() + refused,
+            journal=list(broker.journal) + refused,
             signals=signal_log,
-            adjustments=list(rebalancer.adjustments),
+            adjustments=list(planner.rebalancer.adjustments),
         )
+
+    @staticmethod
+    def _apply_action(ledger: Ledger, act: CorporateAction) -> None:
+        if act.kind == "split":
+            ledger.apply_split(act.symbol, act.value, act.ts)
+        elif act.kind == "dividend":
+            ledger.apply_dividend(act.symbol, act.value, act.ts)
+        else:
+            raise ValueError(f"unknown corporate action kind {act.kind!r}")
 
     def _atr(self, data: MarketData) -> FloatArray:
         period = self.portfolio_config.sizing.atr_period
@@ -245,51 +247,13 @@ class BacktestEngine:
             ]
         )
 
-    @staticmethod
-    def _submit(
-        pending: list[tuple[int, Signal]],
-        i: int,
-        ts: datetime,
-        data: MarketData,
-        close_ffill: FloatArray,
-        ledger: Ledger,
-        broker: PaperBroker,
-        rebalancer: Rebalancer,
-        owner: dict[str, int],
-        next_id: Callable[[], str],
-        atr_rows: FloatArray | None,
-    ) -> list[OrderState]:
-        """Turn the previous close's signals into orders at this bar's open."""
-        symbols = data.symbols
-        prices: dict[str, float] = {}
-        for j, s in enumerate(symbols):
-            o = data.open[j, i]
-            prices[s] = float(o if o == o else close_ffill[j, i - 1] if i else np.nan)
-        positions = {s: p.quantity for s, p in ledger.positions().items()}
-        value = sum(q * prices[s] for s, q in positions.items() if prices[s] == prices[s])
-        gross = sum(abs(q) * prices[s] for s, q in positions.items() if prices[s] == prices[s])
-        account = AccountView(ledger.cash, ledger.cash + value, positions, gross)
-        by_agent: dict[str, int] = {}
-        for k, sig in pending:
-            by_agent[sig.symbol] = k
-            # A new target supersedes orders still resting for the symbol.
-            for st in broker.open_orders(sig.symbol):
-                broker.cancel(st.order.client_order_id, ts, "superseded by a new signal")
 
-        def atr_of(symbol: str) -> float:
-            assert atr_rows is not None
-            return float(atr_rows[data.symbol_index(symbol), i - 1])
-
-        orders = rebalancer.orders(
-            [sig for _, sig in pending],
-            prices,
-            account,
-            ts,
-            next_id,
-            atr_of if atr_rows is not None else None,
-        )
-        states = []
-        for order in orders:
-            owner[order.client_order_id] = by_agent[order.symbol]
-            states.append(broker.submit(order))
-        return states
+def open_prices(
+    opens: FloatArray, last_closes: FloatArray | None, symbols: Sequence[str]
+) -> dict[str, float]:
+    """Order-time prices: each symbol's open, or its last close when it has no bar now."""
+    prices: dict[str, float] = {}
+    for j, s in enumerate(symbols):
+        o = float(opens[j])
+        prices[s] = o if o == o else (float(last_closes[j]) if last_closes is not None else o)
+    return prices

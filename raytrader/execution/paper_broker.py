@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,7 @@ from raytrader.domain import (
     TimeInForce,
     ensure_utc,
 )
+from raytrader.domain.codec import state_from_dict, state_to_dict
 from raytrader.execution.costs import CommissionModel, SlippageModel
 
 INSUFFICIENT_CASH = "insufficient cash"
@@ -130,6 +132,32 @@ class PaperBroker:
         out = self.journal
         self.journal = []
         return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every order's latest state plus the matching memory a restart needs."""
+        return {
+            "orders": [state_to_dict(w.state) for w in self._orders.values()],
+            "triggered": [cid for cid, w in self._orders.items() if w.triggered],
+            "fills": {cid: w.fills for cid, w in self._orders.items() if w.fills},
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Load what ``snapshot`` returned into an empty broker (after a restart)."""
+        if self._orders:
+            raise RuntimeError("restore needs an empty broker")
+        triggered = set(snapshot.get("triggered", ()))
+        fills = dict(snapshot.get("fills", {}))
+        for raw in snapshot["orders"]:
+            state = state_from_dict(raw)
+            cid = state.order.client_order_id
+            w = _Working(state)
+            w.triggered = cid in triggered
+            w.fills = int(fills.get(cid, 0))
+            self._orders[cid] = w
+            if state.is_open:
+                self._open[cid] = w
+                self._book.setdefault(state.order.symbol, {})[cid] = w
+                self.open_symbols.add(state.order.symbol)
 
     # ------------------------------------------------------------------ commands
 
