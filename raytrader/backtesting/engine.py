@@ -168,14 +168,15 @@ class BacktestEngine:
                         def atr_of(symbol: str, atr_at: FloatArray = atr_at) -> float:
                             return float(atr_at[sym_row[symbol]])
 
-                    plan = planner.plan(i, ts, prices, ledger, atr_of)
+                    acct = account_at(ledger, prices)
+                    plan = planner.plan(i, ts, prices, acct, atr_of)
                     for symbol in plan.cancel_symbols:
                         # A new target supersedes orders still resting for the symbol.
                         for st in broker.open_orders(symbol):
                             broker.cancel(
                                 st.order.client_order_id, ts, "superseded by a new signal"
                             )
-                    passed, denied = risk.check(plan.orders, account_at(ledger, prices), prices)
+                    passed, denied = risk.check(plan.orders, acct, prices)
                     for order, why in denied:
                         refused.append(OrderState(order).to(OrderStatus.REJECTED, ts, why))
                     for order in passed:

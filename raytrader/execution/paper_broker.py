@@ -261,11 +261,12 @@ class PaperBroker:
         ensure_utc(ts, "bars ts")
         sells: list[tuple[_Working, BarTuple]] = []
         buys: list[tuple[_Working, BarTuple]] = []
-        for symbol, bar in bars.items():
-            book = self._book.get(symbol)
-            if book is not None:
-                for w in book.values():
-                    (buys if w.state.order.side is _BUY else sells).append((w, bar))
+        # Submission order, not the order of ``bars``: which buy gets the cash first must not
+        # depend on how a caller happened to build the mapping (set order varies by process).
+        for w in list(self._open.values()):
+            bar = bars.get(w.state.order.symbol)
+            if bar is not None:
+                (buys if w.state.order.side is _BUY else sells).append((w, bar))
         return self._match(ts, sells + buys)
 
     def _match(self, ts: datetime, work: list[tuple[_Working, BarTuple]]) -> list[Fill]:

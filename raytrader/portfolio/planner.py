@@ -53,7 +53,7 @@ class OrderPlanner:
         bar: int,
         ts: datetime,
         prices: Mapping[str, float],
-        ledger: Ledger,
+        account: AccountView,
         atr: Callable[[str], float] | None = None,
     ) -> OrderPlan:
         """Orders for the pending signals at ``prices`` (this bar's open); clears them."""
@@ -69,7 +69,7 @@ class OrderPlanner:
             return f"{self.id_prefix}-{bar}-{k}"
 
         orders = self.rebalancer.orders(
-            [sig for _, sig in pending], prices, account_at(ledger, prices), ts, next_id, atr
+            [sig for _, sig in pending], prices, account, ts, next_id, atr
         )
         owners = {o.client_order_id: by_symbol[o.symbol] for o in orders}
         return OrderPlan(tuple(by_symbol), tuple(orders), owners)

@@ -1,0 +1,80 @@
+"""Feeds that play bars as a live session receives them."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from raytrader.data.market_data import MarketData
+
+BarTuple = tuple[float, float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class BarSlice:
+    """Every symbol's bar at one timestamp; ``index`` counts bars from the feed's start."""
+
+    index: int
+    ts: datetime
+    bars: Mapping[str, BarTuple]
+
+
+class ReplayFeed:
+    """Plays historical bars as live, ``speed`` bars per second (None: as fast as asked).
+
+    Symbols without a bar at a timestamp are left out of that slice, as a live feed would.
+    """
+
+    def __init__(self, data: MarketData, start: int = 0, speed: float | None = None) -> None:
+        if speed is not None and not speed > 0:
+            raise ValueError(f"replay speed must be positive bars/second, got {speed}")
+        if not 0 <= start <= data.n_bars:
+            raise ValueError(f"replay start {start} outside 0..{data.n_bars}")
+        self.data = data
+        self.position = start
+        self.speed = speed
+        self._loop_next: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.position >= self.data.n_bars
+
+    def peek(self) -> BarSlice | None:
+        """The next slice without waiting or advancing."""
+        i = self.position
+        if i >= self.data.n_bars:
+            return None
+        d = self.data
+        bars: dict[str, BarTuple] = {}
+        for j, symbol in enumerate(d.symbols):
+            o = float(d.open[j, i])
+            if math.isnan(o):
+                continue
+            bars[symbol] = (
+                o,
+                float(d.high[j, i]),
+                float(d.low[j, i]),
+                float(d.close[j, i]),
+                float(d.volume[j, i]),
+            )
+        ts: datetime = d.index[i].to_pydatetime()
+        return BarSlice(i, ts, bars)
+
+    async def next(self) -> BarSlice | None:
+        """Wait for the next bar (per ``speed``) and return it; None once the data is done."""
+        item = self.peek()
+        if item is None:
+            return None
+        if self.speed is not None:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            due = self._loop_next if self._loop_next is not None else now
+            if due > now:
+                await asyncio.sleep(due - now)
+            # Keep a steady cadence without bursting to catch up after a stall.
+            self._loop_next = max(due, now) + 1.0 / self.speed
+        self.position += 1
+        return item

@@ -1,0 +1,301 @@
+"""Ray actors: thin async shells around the pure components, each serving many sessions.
+
+A session costs no process: every component actor keeps a dict keyed by session id. An actor
+that restarts (``max_restarts``) comes back empty; the first call for a session it no longer
+knows raises ``SessionNotLoaded``, and the session's driver then reloads every component from
+the last checkpoint in the store (``load``) and replays from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from raytrader.agents import registry
+from raytrader.agents.host import AccountSnapshot, AgentHost, BarTuple
+from raytrader.data.feeds import BarSlice, ReplayFeed
+from raytrader.domain import Fill, Order, OrderState, Signal
+from raytrader.execution.book import SessionBook
+from raytrader.orchestrator.config import SessionConfig
+from raytrader.portfolio.planner import OrderPlan, OrderPlanner
+from raytrader.portfolio.rebalancer import AccountView, Rebalancer
+from raytrader.risk.checks import PreTradeRisk
+from raytrader.state.stores import StateStore, open_store
+from raytrader.state.stores.base import JournalEntry, SessionRecord
+
+
+class SessionNotLoaded(KeyError):
+    """The actor holds nothing for this session (new, or the actor restarted)."""
+
+    def __str__(self) -> str:
+        return f"session {self.args[0]!r} is not loaded here"
+
+
+def _config(record: SessionRecord) -> SessionConfig:
+    return SessionConfig.model_validate(record.config)
+
+
+class _Component:
+    """Shared plumbing: the store for reloads and the per-session dict."""
+
+    def __init__(self, store_url: str | None, data_dir: str) -> None:
+        self._store_url = store_url
+        self._data_dir = data_dir
+        self._store: StateStore | None = None
+        self._lock = asyncio.Lock()
+
+    async def store(self) -> StateStore:
+        async with self._lock:
+            if self._store is None:
+                self._store = open_store(self._store_url, Path(self._data_dir))
+            return self._store
+
+    async def checkpoint(self, sid: str) -> tuple[SessionConfig, dict[str, Any] | None]:
+        store = await self.store()
+        record = await store.get_session(sid)
+        if record is None:
+            raise KeyError(f"unknown session {sid!r}")
+        return _config(record), await store.load_snapshot(sid, "checkpoint")
+
+    def ping(self) -> str:
+        return "ok"
+
+
+class DataActor(_Component):
+    """Feeds of every session (replay now; exchange feeds later)."""
+
+    def __init__(self, store_url: str | None, data_dir: str) -> None:
+        super().__init__(store_url, data_dir)
+        self.feeds: dict[str, ReplayFeed] = {}
+
+    async def load(self, sid: str) -> int:
+        """(Re)open the feed after the checkpoint; returns the number of bars it holds."""
+        config, cp = await self.checkpoint(sid)
+        data = await asyncio.to_thread(config.data_spec().load)
+        start = (cp["bar"] + 1) if cp else 0
+        self.feeds[sid] = ReplayFeed(data, start=start, speed=config.feed.speed)
+        return data.n_bars
+
+    async def next(self, sid: str) -> BarSlice | None:
+        feed = self.feeds.get(sid)
+        if feed is None:
+            raise SessionNotLoaded(sid)
+        return await feed.next()
+
+    def drop(self, sid: str) -> None:
+        self.feeds.pop(sid, None)
+
+
+class StrategyActor(_Component):
+    """The agents of many sessions, each with its bar history."""
+
+    def __init__(self, store_url: str | None, data_dir: str) -> None:
+        super().__init__(store_url, data_dir)
+        self.hosts: dict[str, AgentHost] = {}
+
+    async def load(self, sid: str) -> None:
+        config, cp = await self.checkpoint(sid)
+        agents = [registry.create(a.name, a.params) for a in config.agents]
+        data = await asyncio.to_thread(config.data_spec().load)
+        history = data.slice(0, (cp["bar"] + 1) if cp else 0)
+        host = AgentHost(agents, history.symbols)
+        host.extend(history)
+        if cp:
+            host.restore(cp["agents"])
+        self.hosts[sid] = host
+
+    def decide(
+        self, sid: str, ts: datetime, bars: Mapping[str, BarTuple], account: AccountSnapshot
+    ) -> tuple[list[tuple[int, Signal]], dict[str, Any]]:
+        host = self.hosts.get(sid)
+        if host is None:
+            raise SessionNotLoaded(sid)
+        host.append(ts, bars)
+        return host.decide(account), host.state()
+
+    def drop(self, sid: str) -> None:
+        self.hosts.pop(sid, None)
+
+
+class PortfolioActor(_Component):
+    """Turns each session's pending signals into orders at the next open."""
+
+    def __init__(self, store_url: str | None, data_dir: str) -> None:
+        super().__init__(store_url, data_dir)
+        self.planners: dict[str, OrderPlanner] = {}
+
+    async def load(self, sid: str) -> None:
+        config, _ = await self.checkpoint(sid)
+        rb = Rebalancer(config.portfolio, config.broker.commission, config.broker.slippage)
+        self.planners[sid] = OrderPlanner(rb, sid)
+
+    def plan(
+        self,
+        sid: str,
+        bar: int,
+        ts: datetime,
+        prices: Mapping[str, float],
+        account: AccountView,
+        pending: Sequence[tuple[int, Signal]],
+    ) -> OrderPlan:
+        planner = self.planners.get(sid)
+        if planner is None:
+            raise SessionNotLoaded(sid)
+        planner.pending = list(pending)
+        return planner.plan(bar, ts, prices, account)
+
+    def drop(self, sid: str) -> None:
+        self.planners.pop(sid, None)
+
+
+class RiskActor(_Component):
+    """Pre-trade checks of every session's orders."""
+
+    def __init__(self, store_url: str | None, data_dir: str) -> None:
+        super().__init__(store_url, data_dir)
+        self.checkers: dict[str, PreTradeRisk] = {}
+
+    async def load(self, sid: str) -> None:
+        config, _ = await self.checkpoint(sid)
+        self.checkers[sid] = PreTradeRisk(config.portfolio.limits)
+
+    def check(
+        self,
+        sid: str,
+        orders: Sequence[Order],
+        account: AccountView,
+        prices: Mapping[str, float],
+    ) -> tuple[list[Order], list[tuple[Order, str]]]:
+        checker = self.checkers.get(sid)
+        if checker is None:
+            raise SessionNotLoaded(sid)
+        return checker.check(orders, account, prices)
+
+    def drop(self, sid: str) -> None:
+        self.checkers.pop(sid, None)
+
+
+class ExecutionActor(_Component):
+    """Paper brokers and ledgers of every session."""
+
+    def __init__(self, store_url: str | None, data_dir: str) -> None:
+        super().__init__(store_url, data_dir)
+        self.books: dict[str, SessionBook] = {}
+
+    async def load(self, sid: str) -> None:
+        config, cp = await self.checkpoint(sid)
+        symbols: Sequence[str] | None = config.symbols
+        if symbols is None:
+            symbols = (await asyncio.to_thread(config.data_spec().load)).symbols
+        book = SessionBook(config.initial_cash, config.broker, symbols)
+        if cp and cp.get("book"):
+            book.restore(cp["book"])
+        self.books[sid] = book
+
+    def _book(self, sid: str) -> SessionBook:
+        book = self.books.get(sid)
+        if book is None:
+            raise SessionNotLoaded(sid)
+        return book
+
+    def symbols(self, sid: str) -> tuple[str, ...]:
+        return self._book(sid).symbols
+
+    def account(self, sid: str, prices: Mapping[str, float]) -> AccountView:
+        return self._book(sid).account(prices)
+
+    def submit(
+        self, sid: str, cancel_symbols: Sequence[str], orders: Sequence[Order], ts: datetime
+    ) -> list[OrderState]:
+        return self._book(sid).submit(cancel_symbols, orders, ts)
+
+    def on_bar(
+        self, sid: str, ts: datetime, bars: Mapping[str, BarTuple]
+    ) -> tuple[list[Fill], list[OrderState], float, AccountSnapshot]:
+        """Fills of this bar, the order changes since the last call, equity and account."""
+        book = self._book(sid)
+        fills = book.on_bar(ts, bars)
+        return fills, book.broker.drain_journal(), book.equity(), book.at_close()
+
+    def stop(self, sid: str, ts: datetime) -> list[OrderState]:
+        book = self._book(sid)
+        book.cancel_all(ts, "session stopped")
+        return book.broker.drain_journal()
+
+    def snapshot(self, sid: str) -> dict[str, Any]:
+        return self._book(sid).snapshot()
+
+    def orders(self, sid: str) -> list[OrderState]:
+        return self._book(sid).broker.orders()
+
+    def positions(self, sid: str) -> dict[str, Any]:
+        book = self._book(sid)
+        return {
+            s: {"quantity": p.quantity, "avg_cost": p.avg_cost, "last": book.last_close.get(s)}
+            for s, p in book.ledger.positions().items()
+        }
+
+    def drop(self, sid: str) -> None:
+        self.books.pop(sid, None)
+
+
+class StateActor(_Component):
+    """The one writer of the store: journal, events, checkpoints, session records."""
+
+    async def put_session(self, record: SessionRecord) -> None:
+        await (await self.store()).put_session(record)
+
+    async def get_session(self, sid: str) -> SessionRecord | None:
+        return await (await self.store()).get_session(sid)
+
+    async def list_sessions(self, statuses: set[str] | None = None) -> list[SessionRecord]:
+        return await (await self.store()).list_sessions(statuses)
+
+    async def set_status(self, sid: str, status: str, reason: str = "") -> SessionRecord:
+        return await (await self.store()).set_status(sid, status, reason)
+
+    async def commit(
+        self,
+        sid: str,
+        journal: Sequence[JournalEntry],
+        events: Sequence[dict[str, Any]],
+        checkpoint: dict[str, Any] | None,
+    ) -> None:
+        """Persist one bar: journal first, then events, then the checkpoint."""
+        store = await self.store()
+        if journal:
+            await store.append_journal(sid, journal)
+        if events:
+            await store.append_events(sid, events)
+        if checkpoint is not None:
+            await store.save_snapshot(sid, "checkpoint", checkpoint)
+
+    async def has_order(self, sid: str, client_order_id: str) -> bool:
+        return await (await self.store()).has_journal_key(sid, "order", client_order_id)
+
+    async def load_snapshot(self, sid: str, kind: str) -> dict[str, Any] | None:
+        return await (await self.store()).load_snapshot(sid, kind)
+
+    async def read_journal(self, sid: str, kind: str | None = None) -> list[Any]:
+        return await (await self.store()).read_journal(sid, kind)  # type: ignore[arg-type]
+
+    async def read_events(
+        self, sid: str, after: str | None, limit: int, block_ms: int | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return await (await self.store()).read_events(sid, after, limit, block_ms)
+
+    async def store_ping(self) -> bool:
+        return await (await self.store()).ping()
+
+
+COMPONENTS: dict[str, type[_Component]] = {
+    "data": DataActor,
+    "strategy": StrategyActor,
+    "portfolio": PortfolioActor,
+    "risk": RiskActor,
+    "execution": ExecutionActor,
+    "state": StateActor,
+}
