@@ -141,6 +141,38 @@ def demo(
     console.print(metrics_table(runs))
 
 
+def demo_session() -> dict[str, object]:
+    """The paper session ``serve --demo`` starts: momentum on the replayed bundled universe."""
+    return {
+        "name": "demo-momentum",
+        "agents": [{"name": "momentum"}],
+        "initial_cash": 1_000_000,
+        "broker": {"commission": {"bps": 5}, "slippage": {"bps": 2}},
+        "feed": {"kind": "replay", "data": {"bundled": "universe_daily"}, "speed": 20},
+    }
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    demo: Annotated[bool, typer.Option(help="start a demo paper session")] = False,
+) -> None:
+    """Run the orchestrator: Ray actors, the REST API, paper sessions."""
+    import uvicorn
+
+    from raytrader.orchestrator.api.app import create_app
+
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, settings.log_json)
+    base = f"http://{settings.host}:{settings.port}"
+    api = create_app(settings, demo_session=demo_session() if demo else None, announce=base)
+    uvicorn.run(
+        api, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10
+    )
+
+
 @app.command()
 def agents(
     name: Annotated[str | None, typer.Argument(help="show this agent's parameter schema")] = None,

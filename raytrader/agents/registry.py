@@ -18,11 +18,8 @@ _REGISTRY: dict[str, type[Agent]] = {}
 A = TypeVar("A", bound=type[Agent])
 
 
-class UnknownAgentError(KeyError):
+class UnknownAgentError(ValueError):
     """No agent is registered under the requested name."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class AgentConfigError(ValueError):

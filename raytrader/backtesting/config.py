@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from raytrader.data.spec import DataSpec
 from raytrader.execution.paper_broker import PaperBrokerConfig
@@ -18,8 +18,15 @@ class AgentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_agent_with_valid_params(self) -> AgentSpec:
+        from raytrader.agents import registry
+
+        registry.create(self.name, self.params)  # raises naming the agent and the field
+        return self
 
 
 class BacktestConfig(BaseModel):

@@ -434,5 +434,26 @@ class SessionManager:
             for s, p in ledger.positions().items()
         }
 
+    async def read_events(
+        self, sid: str, after: str | None, limit: int, block_ms: int | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        events: list[tuple[str, dict[str, Any]]] = await self.c.state.read_events.remote(
+            sid, after, limit, block_ms
+        )
+        return events
+
+    async def health(self, timeout: float = 2.0) -> dict[str, str]:
+        """``ok`` or the error of each component actor (a ping with a timeout)."""
+
+        async def ping(handle: Any) -> str:
+            try:
+                return str(await asyncio.wait_for(handle.ping.remote(), timeout))
+            except Exception as exc:
+                return f"error: {type(exc).__name__}"
+
+        names = list(self.c.handles())
+        results = await asyncio.gather(*(ping(h) for h in self.c.handles().values()))
+        return dict(zip(names, results, strict=True))
+
     def active(self) -> list[str]:
         return [r.id for r in self.runs.values() if r.status in ACTIVE]

@@ -1,0 +1,125 @@
+"""The FastAPI application: lifespan (Ray, actors, resumed sessions), routers, operations."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from raytrader import __version__
+from raytrader.orchestrator import metrics
+from raytrader.orchestrator.api import trading
+from raytrader.orchestrator.api.deps import ERRORS, require_api_key
+from raytrader.orchestrator.config import SessionConfig
+from raytrader.orchestrator.runtime import init_ray, start_components
+from raytrader.orchestrator.sessions import SessionError, SessionManager
+from raytrader.settings import Settings
+
+log = structlog.get_logger("raytrader.api")
+
+
+def create_app(
+    settings: Settings | None = None,
+    manager: SessionManager | None = None,
+    demo_session: dict[str, Any] | None = None,
+    announce: str | None = None,
+) -> FastAPI:
+    """The app; with no ``manager`` its lifespan starts Ray and the component actors.
+
+    ``demo_session`` (a session config) is started once the app is up unless sessions were
+    resumed; ``announce`` (the base URL) prints where the docs and sessions are.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mgr = manager
+        if mgr is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            init_ray()
+            mgr = SessionManager(start_components(settings.store_url, str(settings.data_dir)))
+        app.state.manager = mgr
+        resumed = await mgr.resume_all()
+        log.info("orchestrator ready", resumed=len(resumed), store=_store_label(settings))
+        if demo_session is not None and not resumed:
+            sid = await mgr.start(SessionConfig.model_validate(demo_session))
+            resumed = [sid]
+        if announce:
+            _announce(announce, resumed)
+        yield
+        await mgr.shutdown()
+
+    app = FastAPI(
+        title="raytrader",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(require_api_key)],
+        responses=ERRORS,
+    )
+    app.state.settings = settings
+    app.include_router(trading.router)
+
+    @app.exception_handler(SessionError)
+    async def session_error(_: Request, exc: SessionError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name every bad field with its location; never echo a secret-looking input back.
+        detail = [
+            {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"], responses={503: {"description": "Not ready"}})
+    async def ready(request: Request) -> JSONResponse:
+        """Ray actors and the store are reachable."""
+        mgr: SessionManager | None = getattr(request.app.state, "manager", None)
+        if mgr is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        actors = await mgr.health()
+        try:
+            store_ok = bool(await mgr.c.state.store_ping.remote())
+        except Exception:
+            store_ok = False
+        ok = store_ok and all(v == "ok" for v in actors.values())
+        body: dict[str, Any] = {
+            "status": "ready" if ok else "degraded",
+            "store": store_ok,
+            "actors": actors,
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        """Prometheus exposition of the orchestrator's metrics."""
+        return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _announce(base: str, sessions: list[str]) -> None:
+    lines = [f"raytrader API docs: {base}/docs"]
+    for sid in sessions:
+        lines.append(f"session {sid}: {base}/api/trading/sessions/{sid}")
+        lines.append(f"  events: curl -N {base}/api/trading/sessions/{sid}/events")
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def _store_label(settings: Settings) -> str:
+    # Never the URL itself: it may carry a password.
+    return "redis" if settings.redis_url else f"sqlite:{settings.data_dir / 'state.db'}"
