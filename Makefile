@@ -26,6 +26,15 @@ $(VENV)/.run: pyproject.toml constraints.txt $(VENV)/.torch
 	touch $@
 
 $(VENV)/.dev: pyproject.toml constraints.txt $(VENV)/.torch
+	@# The store tests start their own redis-server.
+	@command -v redis-server >/dev/null || { \
+	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	    $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
+	  else \
+	    echo "The tests need redis-server (Redis 7) on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis), then re-run make." >&2; \
+	    exit 1; \
+	  fi; }
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@ $(VENV)/.run
 
