@@ -203,6 +203,8 @@ class SessionManager:
         run.journaled = {
             f"{e.key}|{e.payload['status']}|{e.payload['filled_quantity']!r}" for e in journal
         }
+        run.orders = sum(1 for e in journal if e.payload["status"] == OrderStatus.NEW.value)
+        run.fills = len(await c.state.read_journal.remote(sid, "fill"))
         events = await c.state.read_events.remote(sid, None, 10_000_000, None)
         for _, ev in events:
             if ev.get("type") == "equity":

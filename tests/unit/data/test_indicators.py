@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -260,26 +259,3 @@ def test_causal(name: str) -> None:
         short = func(h[: t + 1], lo[: t + 1], c[: t + 1])
         for b, s in zip(base, short, strict=True):
             np.testing.assert_allclose(s, b[: t + 1], rtol=1e-12, atol=1e-12)
-
-
-# --- speed ----------------------------------------------------------------------------------------
-
-
-def test_fast_on_a_million_bars() -> None:
-    h, lo, c = random_walk(1_000_000, seed=1)
-    calls: dict[str, Callable[[], object]] = {
-        "sma": lambda: ind.sma(c, 200),
-        "ema": lambda: ind.ema(c, 200),
-        "rsi": lambda: ind.rsi(c, 14),
-        "macd": lambda: ind.macd(c),
-        "atr": lambda: ind.atr(h, lo, c, 14),
-        "bollinger": lambda: ind.bollinger(c, 20, 2.0),
-        "momentum": lambda: ind.exp_regression_momentum(c, 90),
-    }
-    for name, call in calls.items():
-        best = np.inf
-        for _ in range(2):
-            start = time.perf_counter()
-            call()
-            best = min(best, time.perf_counter() - start)
-        assert best < 1.0, f"{name} took {best:.2f}s on 1M bars"
