@@ -110,7 +110,7 @@ async def events(
             for event_id, event in batch:
                 after = event_id
                 yield ServerSentEvent(
-                    data=event, event=str(event.get("type", "event")), id=event_id
+                    data=json.dumps(event), event=str(event.get("type", "event")), id=event_id
                 )
             if not batch:
                 if not follow:
