@@ -116,6 +116,13 @@ class StrategyActor(_Component):
         host.append(ts, bars)
         return host.decide(account), host.state()
 
+    def state(self, sid: str) -> dict[str, Any]:
+        """The agents' state now (what ``decide`` returned for the last bar)."""
+        host = self.hosts.get(sid)
+        if host is None:
+            raise SessionNotLoaded(sid)
+        return host.state()
+
     def drop(self, sid: str) -> None:
         self.hosts.pop(sid, None)
 
@@ -204,21 +211,26 @@ class ExecutionActor(_Component):
     def symbols(self, sid: str) -> tuple[str, ...]:
         return self._book(sid).symbols
 
-    def account(self, sid: str, prices: Mapping[str, float]) -> AccountView:
-        return self._book(sid).account(prices)
+    def step(
+        self,
+        sid: str,
+        ts: datetime,
+        bars: Mapping[str, BarTuple],
+        cancel_symbols: Sequence[str] = (),
+        orders: Sequence[Order] = (),
+    ) -> tuple[list[Fill], list[OrderState], float, AccountSnapshot, dict[str, Any] | None]:
+        """Submit this open's orders, match the bar, book the fills.
 
-    def submit(
-        self, sid: str, cancel_symbols: Sequence[str], orders: Sequence[Order], ts: datetime
-    ) -> list[OrderState]:
-        return self._book(sid).submit(cancel_symbols, orders, ts)
-
-    def on_bar(
-        self, sid: str, ts: datetime, bars: Mapping[str, BarTuple]
-    ) -> tuple[list[Fill], list[OrderState], float, AccountSnapshot]:
-        """Fills of this bar, the order changes since the last call, equity and account."""
+        Returns the fills, the order changes since the last call, the equity at the close,
+        the account at the close and, when anything changed, the book's snapshot.
+        """
         book = self._book(sid)
+        if cancel_symbols or orders:
+            book.submit(cancel_symbols, orders, ts)
         fills = book.on_bar(ts, bars)
-        return fills, book.broker.drain_journal(), book.equity(), book.at_close()
+        changes = book.broker.drain_journal()
+        snapshot = book.snapshot() if changes or fills else None
+        return fills, changes, book.equity(), book.at_close(), snapshot
 
     def stop(self, sid: str, ts: datetime) -> list[OrderState]:
         book = self._book(sid)
@@ -236,6 +248,41 @@ class ExecutionActor(_Component):
         return {
             s: {"quantity": p.quantity, "avg_cost": p.avg_cost, "last": book.last_close.get(s)}
             for s, p in book.ledger.positions().items()
+        }
+
+    def order(self, sid: str, client_order_id: str) -> OrderState | None:
+        """The latest state of one order, or None if the broker does not know the id."""
+        try:
+            return self._book(sid).broker.order(client_order_id)
+        except SessionNotLoaded:
+            raise
+        except KeyError:
+            return None
+
+    def cancel(
+        self, sid: str, client_order_id: str, ts: datetime, reason: str
+    ) -> tuple[str, OrderState | None]:
+        """Cancel one order: ``("cancelled", state)``, ``("terminal", state)`` or
+        ``("unknown", None)``; the change stays in the broker's journal for the driver."""
+        broker = self._book(sid).broker
+        try:
+            state = broker.order(client_order_id)
+        except KeyError:
+            return "unknown", None
+        if not state.is_open:
+            return "terminal", state
+        return "cancelled", broker.cancel(client_order_id, ts, reason)
+
+    def portfolio(self, sid: str) -> dict[str, Any]:
+        """Cash, positions (with cost and realized PnL) and the last closes of the book."""
+        book = self._book(sid)
+        return {
+            "cash": book.ledger.cash,
+            "positions": {
+                s: {"quantity": p.quantity, "avg_cost": p.avg_cost, "realized_pnl": p.realized_pnl}
+                for s, p in book.ledger.positions().items()
+            },
+            "last_close": dict(book.last_close),
         }
 
     def drop(self, sid: str) -> None:
@@ -286,6 +333,23 @@ class StateActor(_Component):
         self, sid: str, after: str | None, limit: int, block_ms: int | None
     ) -> list[tuple[str, dict[str, Any]]]:
         return await (await self.store()).read_events(sid, after, limit, block_ms)
+
+    async def order_state(self, sid: str, client_order_id: str) -> dict[str, Any] | None:
+        """The latest journaled state of one order, or None."""
+        latest: dict[str, Any] | None = None
+        for entry in await (await self.store()).read_journal(sid, "order"):
+            if entry.key == client_order_id:
+                latest = entry.payload
+        return latest
+
+    async def put_record(self, namespace: str, key: str, data: dict[str, Any]) -> None:
+        await (await self.store()).put_record(namespace, key, data)
+
+    async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
+        return await (await self.store()).get_record(namespace, key)
+
+    async def list_records(self, namespace: str) -> dict[str, dict[str, Any]]:
+        return await (await self.store()).list_records(namespace)
 
     async def store_ping(self) -> bool:
         return await (await self.store()).ping()

@@ -18,7 +18,33 @@ RECOVERIES = Counter(
     "Session reloads after a component failure",
     registry=REGISTRY,
 )
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Fine buckets so p50/p99 can be read back with useful precision (benchmarks do).
+_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.0,
+    5.0,
+)
 BAR_TO_ORDER = Histogram(
     "raytrader_bar_to_order_seconds",
     "From a bar's arrival to its orders reaching the broker",

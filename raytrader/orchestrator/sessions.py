@@ -22,12 +22,14 @@ import structlog
 from ray.exceptions import RayActorError, RayTaskError
 
 from raytrader.data.feeds import BarSlice
-from raytrader.domain import Fill, OrderState, OrderStatus, Signal
+from raytrader.agents.host import AccountSnapshot
+from raytrader.domain import Fill, Order, OrderState, OrderStatus, Signal
 from raytrader.domain.codec import from_dict, state_to_dict, to_dict
 from raytrader.orchestrator import metrics
 from raytrader.orchestrator.actors import SessionNotLoaded
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.runtime import Components
+from raytrader.portfolio.planner import marked_account
 from raytrader.state.ledger import Ledger
 from raytrader.state.metrics import compute_metrics, periods_per_year
 from raytrader.state.stores.base import JournalEntry, SessionRecord
@@ -70,6 +72,11 @@ class SessionRun:
     fills: int = 0
     orders: int = 0
     recoveries: int = 0
+    account: AccountSnapshot = field(default_factory=lambda: AccountSnapshot(0.0, 0.0, {}))
+    book: dict[str, Any] | None = None
+    # Held by the driver for a bar's step (and recovery, finish) and by API actions on the
+    # session (manual orders, cancels, rebalance triggers), so the two never interleave.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _is_component_failure(exc: BaseException) -> bool:
@@ -161,12 +168,15 @@ class SessionManager:
                         if not run.stop.is_set():
                             reason = "feed ended"
                         break
-                    await self._step(run, item)
+                    async with run.lock:
+                        await self._step(run, item)
                 except Exception as exc:
                     if not _is_component_failure(exc):
                         raise
-                    await self._recover(run, exc)
-            await self._finish(run, reason or "stopped on request")
+                    async with run.lock:
+                        await self._recover(run, exc)
+            async with run.lock:
+                await self._finish(run, reason or "stopped on request")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -195,7 +205,14 @@ class SessionManager:
         cp = await c.state.load_snapshot.remote(sid, "checkpoint")
         run.last_bar = cp["bar"] if cp else -1
         run.pending = [(k, from_dict(Signal, s)) for k, s in (cp["pending"] if cp else [])]
-        run.last_close = dict(cp["book"]["last_close"]) if cp and cp.get("book") else {}
+        run.book = cp.get("book") if cp else None
+        run.last_close = dict(run.book["last_close"]) if run.book else {}
+        if run.book:
+            ledger = Ledger.from_snapshot(run.book["ledger"])
+            positions = {s: p.quantity for s, p in ledger.positions().items()}
+            run.account = AccountSnapshot(ledger.cash, 0.0, positions)
+        else:
+            run.account = AccountSnapshot(run.config.initial_cash, run.config.initial_cash, {})
         run.symbols = tuple(cp["symbols"]) if cp else ()
         if not run.symbols:
             run.symbols = tuple(await c.execution.symbols.remote(sid))
@@ -241,12 +258,14 @@ class SessionManager:
         i, ts, bars = item.index, item.ts, item.bars
         journal: list[JournalEntry] = []
         events: list[dict[str, Any]] = []
-        changed = False
+        cancel: list[str] = []
+        passed: list[Order] = []
         if run.pending:
             prices = {
                 s: bars[s][0] if s in bars else run.last_close.get(s, math.nan) for s in run.symbols
             }
-            account = await c.execution.account.remote(sid, prices)
+            # The account cannot change between the last close and this open.
+            account = marked_account(run.account.cash, run.account.positions, prices)
             plan = await c.portfolio.plan.remote(sid, i, ts, prices, account, run.pending)
             passed, refused = await c.risk.check.remote(sid, list(plan.orders), account, prices)
             sent: list[JournalEntry] = []
@@ -257,8 +276,7 @@ class SessionManager:
             # Journaled before it is sent: a crash after this line cannot lose the order.
             if sent:
                 await c.state.commit.remote(sid, sent, [], None)
-            await c.execution.submit.remote(sid, list(plan.cancel_symbols), passed, ts)
-            metrics.BAR_TO_ORDER.observe(time.perf_counter() - t0)
+            cancel = list(plan.cancel_symbols)
             metrics.ORDERS.inc(len(passed))
             metrics.REJECTED.inc(len(refused))
             run.orders += len(passed)
@@ -266,12 +284,16 @@ class SessionManager:
                 {"type": "risk", "order": to_dict(o), "reason": why} for o, why in refused
             )
             run.pending = []
-            changed = True
-        fills, changes, equity, account_close = await c.execution.on_bar.remote(sid, ts, bars)
+        fills, changes, equity, account_close, book = await c.execution.step.remote(
+            sid, ts, bars, cancel, passed
+        )
+        if passed:
+            metrics.BAR_TO_ORDER.observe(time.perf_counter() - t0)
         if fills:
             metrics.BAR_TO_FILL.observe(time.perf_counter() - t0)
             metrics.FILLS.inc(len(fills))
             run.fills += len(fills)
+        run.account = account_close
         journal.extend(self._journal_states(run, changes))
         journal.extend(self._fill_entry(f) for f in fills)
         for symbol, bar in bars.items():
@@ -294,13 +316,15 @@ class SessionManager:
         run.last_bar = i
         run.since_checkpoint += 1
         checkpoint = None
-        if changed or fills or changes or signals or run.since_checkpoint >= CHECKPOINT_EVERY:
+        if book is not None:
+            run.book = book
+        if book is not None or signals or run.since_checkpoint >= CHECKPOINT_EVERY:
             checkpoint = {
                 "bar": i,
                 "symbols": list(run.symbols),
                 "pending": [(k, to_dict(s)) for k, s in run.pending],
                 "agents": agent_state,
-                "book": await c.execution.snapshot.remote(sid),
+                "book": run.book,
             }
             run.since_checkpoint = 0
         await c.state.commit.remote(sid, journal, events, checkpoint)
@@ -357,26 +381,35 @@ class SessionManager:
 
     async def summary(self, sid: str) -> dict[str, Any]:
         record = await self.record(sid)
-        run = self.runs.get(sid)
         out: dict[str, Any] = {
             "id": sid,
             "name": record.name,
-            "status": run.status if run else record.status,
-            "reason": run.reason if run else record.reason,
+            "status": record.status,
+            "reason": record.reason,
             "created": record.created.isoformat(),
             "updated": record.updated.isoformat(),
             "mode": record.config.get("mode", "paper"),
         }
+        run = self.runs.get(sid)
         if run is not None:
-            last = run.equity.get(run.last_bar)
-            out.update(
-                bars=run.last_bar + 1,
-                fills=run.fills,
-                orders=run.orders,
-                equity=last[1] if last else run.config.initial_cash,
-                recoveries=run.recoveries,
-            )
+            out.update(self.live_summary(run))
         return out
+
+    @staticmethod
+    def live_summary(run: SessionRun) -> dict[str, Any]:
+        """What the driver knows of a session right now (no store round trip)."""
+        last = run.equity.get(run.last_bar)
+        return {
+            "id": run.id,
+            "name": run.config.name,
+            "status": run.status,
+            "reason": run.reason,
+            "bars": run.last_bar + 1,
+            "fills": run.fills,
+            "orders": run.orders,
+            "equity": last[1] if last else run.config.initial_cash,
+            "recoveries": run.recoveries,
+        }
 
     def equity_series(self, sid: str) -> pd.Series:
         run = self.runs.get(sid)

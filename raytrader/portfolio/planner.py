@@ -14,14 +14,22 @@ from raytrader.state.ledger import Ledger
 
 def account_at(ledger: Ledger, prices: Mapping[str, float]) -> AccountView:
     """The ledger's account marked at ``prices`` (holdings without a price count as zero)."""
-    positions = {s: p.quantity for s, p in ledger.positions().items()}
+    return marked_account(
+        ledger.cash, {s: p.quantity for s, p in ledger.positions().items()}, prices
+    )
+
+
+def marked_account(
+    cash: float, positions: Mapping[str, float], prices: Mapping[str, float]
+) -> AccountView:
+    """Cash and holdings (in the ledger's order) marked at ``prices``."""
     value = gross = 0.0
     for s, q in positions.items():
         price = prices.get(s, math.nan)
         if price == price:
             value += q * price
             gross += abs(q) * price
-    return AccountView(ledger.cash, ledger.cash + value, positions, gross)
+    return AccountView(cash, cash + value, dict(positions), gross)
 
 
 @dataclass(frozen=True, slots=True)

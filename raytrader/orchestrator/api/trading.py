@@ -46,7 +46,7 @@ async def stop_session(req: StopRequest, mgr: Manager) -> SessionStarted:
 @router.get("/status")
 async def status(mgr: Manager) -> dict[str, Any]:
     """Active sessions and the health of every component actor."""
-    sessions = [await mgr.summary(sid) for sid in mgr.active()]
+    sessions = [mgr.live_summary(mgr.runs[sid]) for sid in mgr.active()]
     return {"active_sessions": len(sessions), "sessions": sessions, "actors": await mgr.health()}
 
 
