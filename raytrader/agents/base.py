@@ -37,6 +37,7 @@ class Agent(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[AgentParams]] = AgentParams
     api_version: ClassVar[int] = API_VERSION
+    vectorizable: ClassVar[bool] = False
 
     def __init__(self, params: AgentParams | None = None, **overrides: Any) -> None:
         if params is None:

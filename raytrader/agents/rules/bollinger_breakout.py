@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from raytrader.agents.base import Agent, AgentParams
@@ -33,6 +35,7 @@ class BollingerBreakout(Agent):
     name = "bollinger_breakout"
     Params = BollingerBreakoutParams
     params: BollingerBreakoutParams
+    vectorizable: ClassVar[bool] = True
 
     @property
     def warmup(self) -> int:
@@ -71,4 +74,36 @@ class BollingerBreakout(Agent):
                 out = out or []
                 direction = (weight > 0) - (weight < 0)
                 out.append(Signal(symbol, ctx.ts, direction=direction, weight=weight, reason=why))
+        return out
+
+    def target_events(self, data: MarketData) -> npt.NDArray[np.void]:
+        """What ``on_bar`` emits, for every symbol row and bar at once (the fast path's input).
+
+        ``target`` is the signal's weight (NaN: no signal; none before ``warmup``). The exit
+        through the middle band is only emitted while a position is held on the side it
+        closes: ``held`` is +1 for an exit of a long (close falling through the middle), -1 for
+        an exit of a short, 0 for the breakouts, which do not depend on the position.
+        """
+        p = self.params
+        ind = self.indicators(data)
+        upper, lower, middle = ind["vs_upper"], ind["vs_lower"], ind["vs_middle"]
+        target = np.full(upper.shape, np.nan)
+        held = np.zeros(upper.shape, dtype=np.int8)
+        # on_bar's branches from the last to the first, so that the first that applies wins.
+        exit_long, exit_short = middle < 0, middle > 0
+        target[exit_long | exit_short] = 0.0
+        held[exit_long] = 1
+        held[exit_short] = -1
+        if p.allow_short:
+            short = lower < 0
+            target[short] = -p.weight
+            held[short] = 0
+        long = upper > 0
+        target[long] = p.weight
+        held[long] = 0
+        target[:, : self.warmup] = np.nan
+        held[:, : self.warmup] = 0
+        out = np.zeros(target.shape, dtype=[("target", np.float64), ("held", np.int8)])
+        out["target"] = target
+        out["held"] = held
         return out

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from raytrader.agents.base import Agent, AgentParams
@@ -41,6 +44,7 @@ class RsiReversion(Agent):
     name = "rsi_reversion"
     Params = RsiReversionParams
     params: RsiReversionParams
+    vectorizable: ClassVar[bool] = True
 
     @property
     def warmup(self) -> int:
@@ -78,4 +82,36 @@ class RsiReversion(Agent):
                 out = out or []
                 direction = (weight > 0) - (weight < 0)
                 out.append(Signal(symbol, ctx.ts, direction=direction, weight=weight, reason=why))
+        return out
+
+    def target_events(self, data: MarketData) -> npt.NDArray[np.void]:
+        """What ``on_bar`` emits, for every symbol row and bar at once (the fast path's input).
+
+        ``target`` is the signal's weight (NaN: no signal; none before ``warmup``). The exit
+        through ``exit_level`` is only emitted while a position is held on the side it closes:
+        ``held`` is +1 for an exit of a long (RSI rising through the level), -1 for an exit of
+        a short, 0 for the entries, which do not depend on the position.
+        """
+        p = self.params
+        ind = self.indicators(data)
+        oversold, overbought, exit_cross = ind["vs_oversold"], ind["vs_overbought"], ind["vs_exit"]
+        target = np.full(oversold.shape, np.nan)
+        held = np.zeros(oversold.shape, dtype=np.int8)
+        # on_bar's branches from the last to the first, so that the first that applies wins.
+        exit_long, exit_short = exit_cross > 0, exit_cross < 0
+        target[exit_long | exit_short] = 0.0
+        held[exit_long] = 1
+        held[exit_short] = -1
+        if p.allow_short:
+            short = overbought > 0
+            target[short] = -p.weight
+            held[short] = 0
+        long = oversold < 0
+        target[long] = p.weight
+        held[long] = 0
+        target[:, : self.warmup] = np.nan
+        held[:, : self.warmup] = 0
+        out = np.zeros(target.shape, dtype=[("target", np.float64), ("held", np.int8)])
+        out["target"] = target
+        out["held"] = held
         return out

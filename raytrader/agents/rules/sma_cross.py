@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from raytrader.agents.base import Agent, AgentParams
@@ -35,6 +38,7 @@ class SmaCross(Agent):
     name = "sma_cross"
     Params = SmaCrossParams
     params: SmaCrossParams
+    vectorizable: ClassVar[bool] = True
 
     @property
     def warmup(self) -> int:
@@ -64,4 +68,19 @@ class SmaCross(Agent):
                     reason="cross up" if cross > 0 else "cross down",
                 )
             )
+        return out
+
+    def target_events(self, data: MarketData) -> npt.NDArray[np.void]:
+        """What ``on_bar`` emits, for every symbol row and bar at once (the fast path's input).
+
+        ``target`` is the signal's weight at the bars where the SMAs cross (NaN elsewhere and
+        before ``warmup``); ``held`` is 0: the signal does not depend on the position.
+        """
+        cross = self.indicators(data)["cross"]
+        w = self.params.weight
+        down = -w if self.params.allow_short else 0.0
+        target = np.where(cross > 0, w, np.where(cross < 0, down, np.nan))
+        target[:, : self.warmup] = np.nan
+        out = np.zeros(cross.shape, dtype=[("target", np.float64), ("held", np.int8)])
+        out["target"] = target
         return out

@@ -1,0 +1,626 @@
+"""The vectorized fast path: one symbol, market orders, weight targets, compiled with numba.
+
+For agents whose decisions do not depend on anything but their indicators and the sign of the
+position (``Agent.vectorizable``: sma_cross, rsi_reversion, bollinger_breakout), the whole
+backtest is one compiled loop over the bars. It makes the same fills (bar, side, quantity and
+price, bit for bit) and the same equity curve as ``BacktestEngine`` on the same data and config,
+because it repeats the engine's arithmetic step by step, in the same order of float operations:
+
+1. at bar ``t``'s open, the target decided at ``t - 1``'s close becomes an order, sized as
+   ``Rebalancer.orders`` does it (weight x equity marked at this open / unit cost incl. slippage
+   and commission, position-weight limit, lot rounding, cash net of the minimum commission and
+   the gross-exposure cap) and checked as ``PreTradeRisk.check`` checks it; a new target
+   cancels the rest of an older order; the broker rejects quantities off its lot grid;
+2. the order fills at this open with slippage and commission, capped by the cash as
+   ``PaperBroker`` caps it (a buy the cash cannot cover in full fills in part; its rest stays
+   live and meets the next open, as a GTC market order would); the fill is booked as
+   ``Ledger.apply_fill`` books it (dust positions snap to zero);
+3. equity at the close is cash + position x close; then the agent's event of bar ``t`` (if
+   any) becomes the pending target, unless it is an exit that only applies to a position of a
+   given sign and the position has another sign.
+
+Agent events are a structured array (``EVENT_DTYPE``) of shape ``(n_symbols, n_bars)``:
+``target`` is the weight ``on_bar`` emits at that bar's close (NaN: no signal) and ``held`` is
+0 when the signal is emitted whatever the position, +1 when only while long, -1 when only while
+short (the exits of rsi_reversion and bollinger_breakout). ``Agent.target_events`` returns it.
+
+What the fast path cannot reproduce it refuses with ``FastPathUnsupported`` (a ``ValueError``
+naming the reason), so a caller can fall back to the event engine: several symbols, a
+participation cap, bars the broker would not match (missing or invalid prices), an agent that
+is not vectorizable or whose events are not weight targets for market orders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from numba import njit
+
+from raytrader.agents.base import Agent
+from raytrader.data.market_data import FloatArray, MarketData
+from raytrader.domain import Fill, OrderType, Side
+from raytrader.execution.paper_broker import PaperBrokerConfig
+from raytrader.portfolio.config import PortfolioConfig
+from raytrader.state.ledger import Ledger, Trade
+from raytrader.state.metrics import Metrics, compute_metrics, periods_per_year
+
+#: Layout of ``Agent.target_events``: the target weight (NaN: no signal) and the sign the
+#: position must have for the signal to be emitted (0: any).
+EVENT_DTYPE = np.dtype([("target", np.float64), ("held", np.int8)])
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# Tolerances of the engine's components (the same literals, for the same results).
+_LOT_EPS = 1e-9  # in lots: risk.sizing.round_to_lot and PaperBroker._floor_lot
+_QTY_EPS = 1e-9  # PaperBroker._is_lot_multiple and OrderState.with_fill
+_DUST = 1e-9  # Ledger: a reduction leaving less than this fraction of the position closes it
+_RISK_TOL = 1e-9  # risk.checks: orders sized to a limit land on it up to float noise
+
+
+def _jit(fn: _F) -> _F:
+    """``numba.njit(cache=True)`` with the function's type kept for mypy.
+
+    Where numba finds no writable cache directory (a read-only install without a home), the
+    function is compiled per process instead of failing the import.
+    """
+    try:
+        return cast(_F, njit(cache=True, nogil=True)(fn))
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return cast(_F, njit(nogil=True)(fn))
+
+
+class FastPathUnsupported(ValueError):
+    """The fast path cannot reproduce the event engine for this data, agent or config."""
+
+
+# ------------------------------------------------------------------------------ the kernel
+# Each helper mirrors one function of the engine's components, operation for operation; the
+# comments name the original. Python's max(a, b) keeps a unless b > a, min(a, b) keeps a
+# unless b < a: the helpers spell that out so signed zeros come out the same.
+
+
+@_jit
+def _commission(notional: float, bps: float, minimum: float) -> float:
+    # CommissionModel.commission
+    if notional == 0.0:
+        return 0.0
+    fee = abs(notional) * bps / 1e4
+    return fee if fee > minimum else minimum
+
+
+@_jit
+def _max_quantity(price: float, budget: float, bps: float, minimum: float) -> float:
+    # CommissionModel.max_quantity
+    if not (budget > 0.0 and price > 0.0):
+        return 0.0
+    rate = bps / 1e4
+    a = (budget - minimum) / price
+    b = budget / (price * (1.0 + rate))
+    q = b if b < a else a
+    for _ in range(64):
+        if q <= 0.0 or q * price + _commission(q * price, bps, minimum) <= budget:
+            break
+        q -= q * 1e-15 + 1e-300
+    return 0.0 if q < 0.0 else q
+
+
+@_jit
+def _round_to_lot(quantity: float, lot: float) -> float:
+    # risk.sizing.round_to_lot
+    if lot <= 0.0:
+        return quantity
+    lots = math.floor(abs(quantity) / lot + _LOT_EPS)
+    return math.copysign(lots * lot, quantity) if lots != 0 else 0.0
+
+
+@_jit
+def _is_lot_multiple(quantity: float, lot: float) -> bool:
+    # paper_broker._is_lot_multiple (round() is half-to-even, as np.rint)
+    n = float(np.rint(quantity / lot))
+    bound = lot if lot > quantity else quantity
+    return n >= 1.0 and abs(n * lot - quantity) <= _QTY_EPS * bound
+
+
+@_jit
+def _affordable(
+    qty: float, price: float, budget: float, bps: float, minimum: float, lot: float
+) -> float:
+    # PaperBroker._affordable
+    if qty * price + _commission(qty * price, bps, minimum) <= budget:
+        return qty
+    most = _max_quantity(price, budget, bps, minimum)
+    if most < qty:
+        qty = most
+    if lot > 0.0:
+        qty = math.floor(qty / lot + _LOT_EPS) * lot  # paper_broker._floor_lot
+        if qty > 0.0 and qty * price + _commission(qty * price, bps, minimum) > budget:
+            qty -= lot
+    return 0.0 if qty < 0.0 else qty
+
+
+@_jit
+def _gross_room(held: float, price: float, gross: float, cap: float) -> float:
+    # portfolio.rebalancer._gross_room
+    if held >= 0.0:
+        free = cap - gross
+        return (0.0 if free < 0.0 else free) / price
+    without_short = gross + held * price
+    free = cap - without_short
+    return -held + (0.0 if free < 0.0 else free) / price
+
+
+@_jit
+def _pre_trade_ok(
+    qty: float,
+    price: float,
+    pos: float,
+    equity: float,
+    gross: float,
+    max_position_weight: float,
+    max_gross_exposure: float,
+    allow_short: bool,
+) -> bool:
+    # risk.checks.PreTradeRisk.check, one order
+    if not price > 0.0:
+        return False
+    after = pos + qty
+    scale = pos if pos != 0.0 else 1.0  # `before or 1.0`
+    if after < -_RISK_TOL * abs(scale) and not allow_short:
+        return False
+    if abs(after) > abs(pos) and abs(after) * price > max_position_weight * equity * (
+        1.0 + _RISK_TOL
+    ):
+        return False
+    new_gross = gross + (abs(after) - abs(pos)) * price
+    return not (new_gross > gross and new_gross > max_gross_exposure * equity * (1.0 + _RISK_TOL))
+
+
+@_jit
+def _order_quantity(
+    weight: float,
+    price: float,
+    cash: float,
+    pos: float,
+    slippage_bps: float,
+    commission_bps: float,
+    commission_min: float,
+    lot: float,
+    max_position_weight: float,
+    max_gross_exposure: float,
+    allow_short: bool,
+) -> float:
+    """Signed quantity of the order a weight target sends to the broker (0: none)."""
+    # planner.account_at: the account marked at this open (a flat book adds nothing).
+    if pos != 0.0:
+        equity = cash + pos * price
+        gross = abs(pos) * price
+    else:
+        equity = cash
+        gross = 0.0
+    # Rebalancer.unit_cost(price, BUY): SlippageModel.adjust, then the proportional commission.
+    unit = price * (1.0 + slippage_bps / 1e4) * (1.0 + commission_bps / 1e4)
+    # Rebalancer.target_quantity -> risk.sizing.fixed_fractional
+    units = 0.0 if unit <= 0.0 or not math.isfinite(unit) else equity * abs(weight) / unit
+    wanted = math.copysign(units, weight)
+    # risk.limits.clip_target
+    if wanted < 0.0 and not allow_short:
+        target = 0.0
+    else:
+        cap = max_position_weight * (0.0 if equity < 0.0 else equity) / price
+        target = (cap if wanted > 0.0 else -cap) if abs(wanted) > cap else wanted
+    target = _round_to_lot(target, lot)
+    delta = target - pos
+    if lot > 0.0:
+        delta = _round_to_lot(delta, lot)
+    if delta < 0.0:
+        qty = delta  # Rebalancer.orders: sells are not capped
+    elif delta > 0.0:
+        # Rebalancer.orders: buys within the cash net of the minimum commission and the
+        # gross-exposure cap.
+        free_cash = cash - commission_min
+        affordable = (0.0 if free_cash < 0.0 else free_cash) / unit
+        room = _gross_room(pos, price, gross, max_gross_exposure * equity)
+        qty = delta
+        if affordable < qty:
+            qty = affordable
+        if room < qty:
+            qty = room
+        qty = _round_to_lot(qty, lot)
+        if not qty > 0.0:
+            return 0.0
+    else:
+        return 0.0
+    ok = _pre_trade_ok(
+        qty, price, pos, equity, gross, max_position_weight, max_gross_exposure, allow_short
+    )
+    return qty if ok else 0.0
+
+
+@_jit
+def simulate(
+    open_: FloatArray,
+    close: FloatArray,
+    target: FloatArray,
+    held: npt.NDArray[np.int8],
+    initial_cash: float,
+    slippage_bps: float,
+    commission_bps: float,
+    commission_min: float,
+    lot: float,
+    broker_lot: float,
+    max_position_weight: float,
+    max_gross_exposure: float,
+    allow_short: bool,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int8],
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    int,
+]:
+    """Simulate one symbol; see the module docstring for the model.
+
+    ``open_`` and ``close`` must be finite and positive (the caller checks). ``target`` and
+    ``held`` are the two fields of the agent's events for the symbol. Returns the fills as
+    arrays (bar, side +1 buy / -1 sell, quantity, price, commission), then equity and position
+    after every bar, and the number of closed round trips.
+    """
+    n = open_.shape[0]
+    fill_bar = np.empty(n, np.int64)  # at most one fill per bar: one order is live at a time
+    fill_side = np.empty(n, np.int8)
+    fill_qty = np.empty(n)
+    fill_price = np.empty(n)
+    fill_fee = np.empty(n)
+    equity = np.empty(n)
+    position = np.empty(n)
+    buy_slip = 1.0 + slippage_bps / 1e4  # SlippageModel.adjust
+    sell_slip = 1.0 - slippage_bps / 1e4
+    cash = initial_cash
+    pos = 0.0
+    k = 0
+    trades = 0
+    pending = False
+    pending_weight = 0.0
+    live = False  # an order is working
+    side = 0
+    order_qty = 0.0
+    filled = 0.0
+    for i in range(n):
+        o = open_[i]
+        if pending:
+            pending = False
+            live = False  # a new target supersedes the rest of an older order
+            qty = _order_quantity(
+                pending_weight,
+                o,
+                cash,
+                pos,
+                slippage_bps,
+                commission_bps,
+                commission_min,
+                lot,
+                max_position_weight,
+                max_gross_exposure,
+                allow_short,
+            )
+            if qty != 0.0:
+                side = 1 if qty > 0.0 else -1
+                order_qty = abs(qty)
+                filled = 0.0
+                # PaperBroker.submit rejects quantities off its own lot grid.
+                live = broker_lot <= 0.0 or _is_lot_multiple(order_qty, broker_lot)
+        if live:
+            # PaperBroker._match, market order at the open
+            price = o * buy_slip if side > 0 else o * sell_slip
+            remaining = order_qty - filled
+            qty = remaining
+            if side > 0:
+                qty = _affordable(
+                    qty, price, cash + 0.0, commission_bps, commission_min, broker_lot
+                )
+                if qty <= 0.0:
+                    live = False  # rejected or, after a partial fill, cancelled for cash
+            if live:
+                if remaining < qty:
+                    qty = remaining
+                fee = _commission(qty * price, commission_bps, commission_min)
+                fill_bar[k] = i
+                fill_side[k] = side
+                fill_qty[k] = qty
+                fill_price[k] = price
+                fill_fee[k] = fee
+                k += 1
+                # OrderState.with_fill
+                total = filled + qty
+                if total >= order_qty - _QTY_EPS * order_qty:
+                    live = False
+                else:
+                    filled = total
+                # Ledger.apply_fill
+                q = qty if side > 0 else -qty
+                if pos == 0.0 or (pos > 0.0) == (q > 0.0):
+                    new_pos = pos + q
+                else:
+                    remainder = pos + q
+                    if abs(remainder) <= _DUST * abs(pos):
+                        new_pos = 0.0
+                        trades += 1
+                    else:
+                        new_pos = remainder
+                        if (remainder > 0.0) != (pos > 0.0):
+                            trades += 1  # a flip closes the old trade
+                cash += -q * price - fee
+                pos = new_pos
+        # BacktestResult.build: cash + position x close
+        equity[i] = cash + pos * close[i] if pos != 0.0 else cash
+        position[i] = pos
+        # The agent decides at this close (BacktestEngine: on_bar after the fills).
+        t = target[i]
+        if t == t:
+            h = held[i]
+            if h == 0 or (h > 0 and pos > 0.0) or (h < 0 and pos < 0.0):
+                pending = True
+                pending_weight = t
+    return (
+        fill_bar[:k].copy(),
+        fill_side[:k].copy(),
+        fill_qty[:k].copy(),
+        fill_price[:k].copy(),
+        fill_fee[:k].copy(),
+        equity,
+        position,
+        trades,
+    )
+
+
+# ----------------------------------------------------------------------------- the wrapper
+
+
+@dataclass(eq=False)
+class FastResult:
+    """What a fast-path run produced.
+
+    ``fills`` has one row per fill: ``bar``, ``ts``, ``side`` (+1 buy, -1 sell), ``quantity``,
+    ``price`` (after slippage) and ``commission``. ``equity`` and ``position`` are the values
+    after every bar (cash + position x close, and the quantity held). ``n_trades`` counts
+    closed round trips (the engine's ``len(result.trades)``).
+    """
+
+    symbol: str
+    initial_cash: float
+    equity: pd.Series
+    position: pd.Series
+    fills: pd.DataFrame
+    n_trades: int
+    final_equity: float
+    _close: FloatArray = field(repr=False)
+    _metrics: Metrics | None = field(default=None, repr=False)
+
+    @property
+    def gross_exposure(self) -> pd.Series:
+        """|position x close| per bar, as ``BacktestResult.gross_exposure``."""
+        pos = self.position.to_numpy()
+        held = np.where(pos != 0.0, pos * self._close, 0.0)
+        return pd.Series(np.abs(held), index=self.equity.index, name="gross_exposure")
+
+    def trades(self) -> list[Trade]:
+        """Closed round trips, booked by a ``Ledger`` replaying the fills (as in the engine)."""
+        ledger = Ledger(self.initial_cash)
+        f = self.fills
+        for ts, side, qty, price, fee in zip(
+            f["ts"],
+            f["side"].tolist(),
+            f["quantity"].tolist(),
+            f["price"].tolist(),
+            f["commission"].tolist(),
+            strict=True,
+        ):
+            side_ = Side.BUY if side > 0 else Side.SELL
+            ledger.apply_fill(Fill("fast", self.symbol, side_, qty, price, fee, ts.to_pydatetime()))
+        return list(ledger.trades)
+
+    def metrics(self, periods: float | None = None) -> Metrics:
+        """``BacktestResult.metrics`` of this run: the same inputs, so the same numbers."""
+        if self._metrics is not None and periods is None:
+            return self._metrics
+        ppy = periods or periods_per_year(pd.DatetimeIndex(self.equity.index))
+        f = self.fills
+        m = compute_metrics(
+            self.equity,
+            self.trades(),
+            periods_per_year=ppy,
+            exposure=(self.gross_exposure / self.equity).fillna(0.0),
+            # The engine sums Fill.notional one fill after the other.
+            traded_notional=float(sum((f["quantity"] * f["price"]).tolist())),
+        )
+        if periods is None:
+            self._metrics = m
+        return m
+
+
+@_jit
+def _first_bad_bar(
+    open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
+) -> tuple[int, int]:
+    """First bar the engine would treat apart (no match or no mark) and how many there are."""
+    first, count = -1, 0
+    for i in range(open_.shape[0]):
+        o, c = open_[i], close[i]
+        if not (0.0 < o < np.inf and 0.0 < c < np.inf and low[i] <= high[i]):
+            count += 1
+            if first < 0:
+                first = i
+    return first, count
+
+
+@_jit
+def _first_bad_event(target: FloatArray, held: npt.NDArray[np.int8]) -> int:
+    for i in range(target.shape[0]):
+        t, h = target[i], held[i]
+        if (t == t and not -np.inf < t < np.inf) or not -1 <= h <= 1:
+            return i
+    return -1
+
+
+def _agent_reason(agent: Agent) -> str | None:
+    if not getattr(agent, "vectorizable", False):
+        return f"agent {agent.name!r} is not vectorizable"
+    if not callable(getattr(agent, "target_events", None)):
+        return f"agent {agent.name!r} has no target_events method"
+    order_type = getattr(agent.params, "order_type", OrderType.MARKET)
+    if order_type != OrderType.MARKET:
+        return f"agent {agent.name!r} places {order_type} orders; the fast path places market"
+    return None
+
+
+def _config_reason(data: MarketData, broker: PaperBrokerConfig, initial_cash: float) -> str | None:
+    if len(data.symbols) != 1:
+        return f"the fast path simulates one symbol; the data has {len(data.symbols)}"
+    if broker.participation_rate is not None:
+        return "participation_rate is set: volume-capped fills need the event engine"
+    if not (math.isfinite(initial_cash) and initial_cash > 0):
+        return f"initial_cash must be a positive number, got {initial_cash}"
+    return None
+
+
+def _data_reason(data: MarketData) -> str | None:
+    if not data.index.is_monotonic_increasing:
+        return "the data's timestamps are not in increasing order"
+    first, count = _first_bad_bar(data.open[0], data.high[0], data.low[0], data.close[0])
+    if count:
+        return (
+            f"{count} bar(s) with a missing or invalid open or close, or low above high "
+            f"(first: bar {first}, {data.index[first]}); the event engine handles them"
+        )
+    return None
+
+
+def _events_reason(events: npt.NDArray[Any], data: MarketData) -> str | None:
+    if events.dtype.names is None or not set(EVENT_DTYPE.names or ()) <= set(events.dtype.names):
+        return f"events need the fields {EVENT_DTYPE.names}, got dtype {events.dtype}"
+    expected = (len(data.symbols), data.n_bars)
+    if events.shape != expected:
+        return f"events have shape {events.shape}, expected {expected}"
+    return None
+
+
+def _row(a: npt.NDArray[Any], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    return np.ascontiguousarray(a[0], dtype=dtype)
+
+
+def unsupported_reason(
+    data: MarketData,
+    broker: PaperBrokerConfig | None = None,
+    *,
+    agent: Agent | None = None,
+    initial_cash: float = 100_000.0,
+) -> str | None:
+    """Why the fast path cannot reproduce the event engine here, or None if it can.
+
+    Checks the agent (if given), the broker config and the data; ``run_events`` also checks the
+    events. The portfolio config needs no check: its lot size and limits are simulated, and
+    its ``sizing`` settings size direction-only signals, which vectorizable agents do not emit
+    (their signals carry weights).
+    """
+    return (
+        (_agent_reason(agent) if agent is not None else None)
+        or _config_reason(data, broker or PaperBrokerConfig(), initial_cash)
+        or _data_reason(data)
+    )
+
+
+def run_events(
+    data: MarketData,
+    events: npt.NDArray[Any],
+    initial_cash: float = 100_000.0,
+    broker: PaperBrokerConfig | None = None,
+    portfolio: PortfolioConfig | None = None,
+) -> FastResult:
+    """Simulate precomputed agent ``events`` (``EVENT_DTYPE``) on one symbol.
+
+    Raises ``FastPathUnsupported`` with the reason when the result could differ from the event
+    engine's (see ``unsupported_reason``).
+    """
+    broker = broker or PaperBrokerConfig()
+    portfolio = portfolio or PortfolioConfig()
+    reason = _config_reason(data, broker, initial_cash) or _events_reason(events, data)
+    if reason is not None:
+        raise FastPathUnsupported(reason)
+    target, held = _row(events["target"], np.float64), _row(events["held"], np.int8)
+    bad = _first_bad_event(target, held)
+    if bad >= 0:
+        reason = f"events: bar {bad} has an infinite target or a held flag other than -1, 0, 1"
+    reason = reason or _data_reason(data)
+    if reason is not None:
+        raise FastPathUnsupported(reason)
+    limits = portfolio.limits
+    close = _row(data.close, np.float64)
+    bars, sides, qty, price, fee, equity, position, n_trades = simulate(
+        _row(data.open, np.float64),
+        close,
+        target,
+        held,
+        float(initial_cash),
+        float(broker.slippage.bps),
+        float(broker.commission.bps),
+        float(broker.commission.minimum),
+        float(portfolio.lot_size),
+        float(broker.lot_size),
+        float(limits.max_position_weight),
+        float(limits.max_gross_exposure),
+        bool(limits.allow_short),
+    )
+    index = data.index
+    symbol = data.symbols[0]
+    fills = pd.DataFrame(
+        {
+            "bar": bars,
+            "ts": index[bars],
+            "side": sides,
+            "quantity": qty,
+            "price": price,
+            "commission": fee,
+        }
+    )
+    return FastResult(
+        symbol=symbol,
+        initial_cash=float(initial_cash),
+        equity=pd.Series(equity, index=index, name="equity", copy=False),
+        position=pd.Series(position, index=index, name=symbol, copy=False),
+        fills=fills,
+        n_trades=int(n_trades),
+        final_equity=float(equity[-1]) if len(equity) else float(initial_cash),
+        _close=close,
+    )
+
+
+def run_fast(
+    data: MarketData,
+    agent: Agent,
+    initial_cash: float = 100_000.0,
+    broker: PaperBrokerConfig | None = None,
+    portfolio: PortfolioConfig | None = None,
+) -> FastResult:
+    """Backtest one vectorizable ``agent`` on one symbol with the compiled kernel.
+
+    The same fills and equity curve as ``BacktestEngine(initial_cash, broker,
+    portfolio).run(data, [agent])``. Raises ``FastPathUnsupported`` (a ``ValueError``) naming
+    the reason when that cannot be guaranteed, so the caller can run the event engine instead.
+    """
+    # The cheap checks first; run_events checks the data along with the events.
+    reason = _agent_reason(agent) or _config_reason(
+        data, broker or PaperBrokerConfig(), initial_cash
+    )
+    if reason is not None:
+        raise FastPathUnsupported(reason)
+    events: npt.NDArray[Any] = agent.target_events(data)  # type: ignore[attr-defined]
+    return run_events(data, events, initial_cash, broker, portfolio)

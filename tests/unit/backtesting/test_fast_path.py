@@ -1,0 +1,443 @@
+"""The numba fast path makes the event engine's trades and equity curve, or refuses to run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pytest
+
+from raytrader.agents import Agent, AgentParams, create
+from raytrader.agents.context import BarContext
+from raytrader.backtesting.engine import BacktestEngine
+from raytrader.backtesting.fast_path import (
+    EVENT_DTYPE,
+    FastPathUnsupported,
+    FastResult,
+    run_events,
+    run_fast,
+    unsupported_reason,
+)
+from raytrader.backtesting.result import BacktestResult
+from raytrader.data.market_data import MarketData
+from raytrader.domain import OrderStatus, OrderType, Side, Signal
+from raytrader.execution import CommissionModel, PaperBrokerConfig, SlippageModel
+from raytrader.portfolio import PortfolioConfig
+from raytrader.risk import RiskLimits, SizingConfig
+
+Frame = Callable[..., pd.DataFrame]
+CASH = 100_000.0
+
+
+def run_both(
+    data: MarketData,
+    make_agent: Callable[[], Agent],
+    broker: PaperBrokerConfig,
+    portfolio: PortfolioConfig,
+    cash: float = CASH,
+) -> tuple[BacktestResult, FastResult]:
+    engine = BacktestEngine(cash, broker, portfolio).run(data, [make_agent()])
+    return engine, run_fast(data, make_agent(), cash, broker, portfolio)
+
+
+def assert_same(engine: BacktestResult, fast: FastResult, data: MarketData) -> None:
+    """Same fills exactly (bar, side, quantity, price, commission); equity to 1e-9 relative."""
+    fills = engine.fills
+    expected = pd.DataFrame(
+        {
+            "bar": data.index.get_indexer(pd.DatetimeIndex([f.ts for f in fills])),
+            "side": [f.side.sign for f in fills],
+            "quantity": [f.quantity for f in fills],
+            "price": [f.price for f in fills],
+            "commission": [f.commission for f in fills],
+        }
+    )
+    got = fast.fills
+    assert len(got) == len(expected)
+    for column in expected.columns:
+        np.testing.assert_array_equal(got[column].to_numpy(), expected[column].to_numpy(), column)
+    assert list(got["ts"]) == [f.ts for f in fills]
+    np.testing.assert_allclose(fast.equity.to_numpy(), engine.equity.to_numpy(), rtol=1e-9, atol=0)
+    assert fast.final_equity == pytest.approx(float(engine.equity.iloc[-1]), rel=1e-9, abs=0)
+    np.testing.assert_array_equal(
+        fast.position.to_numpy(), engine.positions[data.symbols[0]].to_numpy()
+    )
+    assert fast.n_trades == len(engine.trades)
+
+
+def broker(
+    bps: float = 0.0, minimum: float = 0.0, slippage: float = 0.0, lot: float = 0.0
+) -> PaperBrokerConfig:
+    return PaperBrokerConfig(
+        commission=CommissionModel(bps=bps, minimum=minimum),
+        slippage=SlippageModel(bps=slippage),
+        lot_size=lot,
+    )
+
+
+def portfolio(
+    lot: float = 1.0,
+    max_weight: float = 1.0,
+    max_gross: float = 1.0,
+    allow_short: bool = False,
+    **kw: Any,
+) -> PortfolioConfig:
+    limits = RiskLimits(
+        max_position_weight=max_weight, max_gross_exposure=max_gross, allow_short=allow_short
+    )
+    return PortfolioConfig(lot_size=lot, limits=limits, **kw)
+
+
+# ------------------------------------------------------------------------------- the grid
+
+AGENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sma": ("sma_cross", {"fast": 5, "slow": 20}),
+    "sma-short": ("sma_cross", {"fast": 8, "slow": 30, "allow_short": True, "weight": 0.8}),
+    "rsi": ("rsi_reversion", {"period": 7}),
+    "rsi-short": ("rsi_reversion", {"period": 5, "allow_short": True, "weight": 0.9}),
+    "bollinger": ("bollinger_breakout", {"period": 10, "k": 1.5}),
+    "bollinger-short": ("bollinger_breakout", {"period": 15, "k": 1.0, "allow_short": True}),
+}
+
+COSTS: dict[str, PaperBrokerConfig] = {
+    "free": broker(),
+    "bps": broker(bps=10.0),
+    "bps+min+slippage": broker(bps=10.0, minimum=5.0, slippage=3.0),
+    "min-dominates": broker(bps=1.0, minimum=40.0, slippage=7.0),
+}
+
+
+@pytest.mark.parametrize("lot", [1.0, 0.001, 0.0])
+@pytest.mark.parametrize("cost", list(COSTS))
+@pytest.mark.parametrize("key", list(AGENTS))
+def test_parity_with_the_event_engine(gbm_frame: Frame, key: str, cost: str, lot: float) -> None:
+    name, params = AGENTS[key]
+    short = bool(params.get("allow_short", False))
+    seed = sorted(AGENTS).index(key) * 100 + sorted(COSTS).index(cost) * 10 + int(lot * 7)
+    data = MarketData.from_frames({"X": gbm_frame(1200, seed=seed)})
+    engine, fast = run_both(
+        data, lambda: create(name, params), COSTS[cost], portfolio(lot, allow_short=short)
+    )
+    assert len(engine.fills) >= 6  # the case trades
+    assert_same(engine, fast, data)
+
+
+@pytest.mark.parametrize(
+    ("key", "limits"),
+    [
+        ("sma", {"max_weight": 0.45}),
+        ("rsi", {"max_weight": 0.7}),
+        ("bollinger", {"max_weight": 0.3}),
+        ("sma-short", {"max_weight": 0.6, "allow_short": True}),
+        ("sma-short", {"max_weight": 2.0, "max_gross": 1.5, "allow_short": True}),
+        ("rsi-short", {"max_weight": 0.5, "max_gross": 0.4, "allow_short": True}),
+        ("bollinger-short", {"max_weight": 3.0, "max_gross": 2.0, "allow_short": True}),
+        ("sma-short", {"allow_short": False}),  # the agent's shorts are clipped to flat
+    ],
+)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_parity_under_position_and_exposure_limits(
+    gbm_frame: Frame, key: str, limits: dict[str, Any], seed: int
+) -> None:
+    name, params = AGENTS[key]
+    data = MarketData.from_frames({"X": gbm_frame(1000, seed=seed, vol=0.03)})
+    for lot in (1.0, 0.0):
+        engine, fast = run_both(
+            data,
+            lambda: create(name, params),
+            broker(bps=5.0, minimum=1.0, slippage=2.0),
+            portfolio(lot, **limits),
+        )
+        assert len(engine.fills) >= 4
+        assert_same(engine, fast, data)
+
+
+def test_pre_trade_risk_refusals_match(gbm_frame: Frame) -> None:
+    # Sells are not capped by the rebalancer; PreTradeRisk refuses those past the gross cap.
+    data = MarketData.from_frames({"X": gbm_frame(1000, seed=1, vol=0.03)})
+    name, params = AGENTS["rsi-short"]
+    engine, fast = run_both(
+        data,
+        lambda: create(name, params),
+        broker(bps=5.0, minimum=1.0, slippage=2.0),
+        portfolio(1.0, max_weight=0.5, max_gross=0.4, allow_short=True),
+    )
+    refused = [st for st in engine.orders if st.reason == "max_gross_exposure"]
+    assert refused
+    assert all(st.status is OrderStatus.REJECTED for st in refused)
+    assert_same(engine, fast, data)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"fast": 3, "slow": 7},
+        {"fast": 10, "slow": 30, "weight": 0.5},
+        {"fast": 2, "slow": 50, "allow_short": True},
+    ],
+)
+def test_sma_parity_on_intraday_bars(gbm_frame: Frame, seed: int, params: dict[str, Any]) -> None:
+    short = bool(params.get("allow_short", False))
+    data = MarketData.from_frames({"X": gbm_frame(3000, seed=seed, freq="1min", vol=0.001)})
+    engine, fast = run_both(
+        data,
+        lambda: create("sma_cross", params),
+        broker(bps=10.0),
+        portfolio(1.0, allow_short=short),
+        cash=1_000_000.0,
+    )
+    assert len(engine.fills) >= 20
+    assert_same(engine, fast, data)
+
+
+def test_broker_lot_grid_rejections_and_cuts_match(gbm_frame: Frame) -> None:
+    data = MarketData.from_frames({"X": gbm_frame(1000, seed=11)})
+    for broker_lot, lot in [(1.0, 1.0), (0.01, 0.001), (1.0, 0.0), (0.5, 0.25)]:
+        engine, fast = run_both(
+            data,
+            lambda: create("sma_cross", {"fast": 5, "slow": 20, "allow_short": True}),
+            broker(bps=10.0, minimum=2.0, lot=broker_lot),
+            portfolio(lot, allow_short=True),
+        )
+        assert_same(engine, fast, data)
+    # The last configs made orders off the broker's grid: the broker rejected them.
+    assert any(o.status is OrderStatus.REJECTED for o in engine.orders)
+
+
+def test_sizing_settings_do_not_matter_for_weight_targets(gbm_frame: Frame) -> None:
+    data = MarketData.from_frames({"X": gbm_frame(800, seed=12)})
+    cfg = portfolio(1.0, sizing=SizingConfig(method="atr_risk", risk_factor=0.01))
+    engine, fast = run_both(
+        data, lambda: create("rsi_reversion", {"period": 6}), broker(bps=10.0), cfg
+    )
+    assert len(engine.fills) >= 4
+    assert_same(engine, fast, data)
+
+
+def test_metrics_are_the_engines(gbm_frame: Frame) -> None:
+    data = MarketData.from_frames({"X": gbm_frame(1500, seed=13)})
+    engine, fast = run_both(
+        data,
+        lambda: create("bollinger_breakout", {"period": 12, "allow_short": True}),
+        broker(bps=10.0, minimum=1.0, slippage=2.0),
+        portfolio(1.0, allow_short=True),
+    )
+    assert_same(engine, fast, data)
+    want, got = engine.metrics().as_dict(), fast.metrics().as_dict()
+    assert want.keys() == got.keys()
+    for key, value in want.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), key
+        else:
+            assert got[key] == value, key
+    trades = fast.trades()
+    assert [t.pnl for t in trades] == pytest.approx([t.pnl for t in engine.trades], rel=1e-12)
+
+
+# ------------------------------------------------------------------- crafted order paths
+
+
+class ScriptedWeights(Agent):
+    """Emits weight targets at given bars: ``{bar: (weight, held)}``, ``held`` as in events.
+
+    A vectorizable test double: ``on_bar`` and ``target_events`` say the same thing.
+    """
+
+    name = "scripted_weights"
+    vectorizable = True
+
+    def __init__(self, script: dict[int, tuple[float, int]]) -> None:
+        super().__init__()
+        self.script = script
+
+    def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
+        item = self.script.get(ctx.i)
+        if item is None:
+            return None
+        weight, held = item
+        pos = ctx.position(ctx.symbols[0])
+        if held and not (pos > 0 if held > 0 else pos < 0):
+            return None
+        return [Signal(ctx.symbols[0], ctx.ts, weight=weight)]
+
+    def target_events(self, data: MarketData) -> npt.NDArray[Any]:
+        out = np.zeros((1, data.n_bars), dtype=EVENT_DTYPE)
+        out["target"] = np.nan
+        for bar, (weight, held) in self.script.items():
+            out["target"][0, bar] = weight
+            out["held"][0, bar] = held
+        return out
+
+
+def _run_script(
+    data: MarketData, script: dict[int, tuple[float, int]], bkr: PaperBrokerConfig, pf: Any
+) -> tuple[BacktestResult, FastResult]:
+    engine, fast = run_both(data, lambda: ScriptedWeights(script), bkr, pf)
+    assert_same(engine, fast, data)
+    return engine, fast
+
+
+@pytest.mark.parametrize(
+    ("next_open", "script", "statuses"),
+    [
+        # The rest of the order meets the next open and fills there.
+        (0.99, {2: (1.0, 0)}, ["partially_filled", "filled"]),
+        # The rest cannot be paid at a higher open: cancelled for cash.
+        (1.01, {2: (1.0, 0)}, ["partially_filled", "cancelled"]),
+        # A new target at the next close supersedes the rest.
+        (0.99, {2: (1.0, 0), 3: (1.0, 0)}, ["partially_filled", "cancelled", "filled"]),
+    ],
+)
+def test_a_buy_cut_by_cash_rests_like_the_brokers(
+    gbm_frame: Frame, next_open: float, script: dict[int, tuple[float, int]], statuses: list[str]
+) -> None:
+    # An open at which the cash buys 1000 units less 5e-10: the rebalancer's lot rounding
+    # (floor with a 1e-9 tolerance) asks for 1000, the broker can pay 999 on its lot grid.
+    df = gbm_frame(10, seed=3)
+    df.loc[df.index[3], "open"] = CASH / (1000 - 5e-10)
+    df.loc[df.index[4], "open"] = df["open"].iloc[3] * next_open
+    data = MarketData.from_frames({"X": df})
+    engine, _ = _run_script(data, script, broker(lot=1.0), portfolio(1.0))
+    seen = [str(st.status) for st in engine.journal if st.status is not OrderStatus.ACCEPTED]
+    assert seen == statuses
+
+
+def test_exits_bound_to_a_position_sign(gbm_frame: Frame) -> None:
+    data = MarketData.from_frames({"X": gbm_frame(40, seed=4)})
+    script = {
+        2: (0.0, 1),  # flat: an exit of a long is not emitted
+        4: (-0.5, 0),  # short
+        6: (0.0, 1),  # short: not emitted
+        8: (0.0, -1),  # short: emitted, flat again
+        10: (1.0, 0),  # long
+        12: (0.0, -1),  # long: not emitted
+        14: (0.3, 0),  # trim the long
+        16: (0.0, 1),  # long: emitted
+        18: (0.0, 0),  # flat: an unconditional exit makes no order
+    }
+    engine, fast = _run_script(data, script, broker(bps=10.0), portfolio(1.0, allow_short=True))
+    assert [f.side for f in engine.fills] == [Side.SELL, Side.BUY, Side.BUY, Side.SELL, Side.SELL]
+    assert [r.bar for r in engine.signals] == [4, 8, 10, 14, 16, 18]
+    assert fast.n_trades == 2
+
+
+def test_events_reproduce_on_bar(gbm_frame: Frame) -> None:
+    """Each agent's events, filtered by the position held at the bar, are its signals.
+
+    Two symbols: events are per symbol row, as the agents' ``on_bar`` loops over symbols.
+    """
+    frames = {"X": gbm_frame(1500, seed=21), "Y": gbm_frame(1500, seed=22)}
+    data = MarketData.from_frames(frames)
+    for name, params in AGENTS.values():
+        agent = create(name, params)
+        short = bool(params.get("allow_short", False))
+        cfg = portfolio(1.0, max_weight=0.5, allow_short=short)
+        engine = BacktestEngine(CASH, broker(bps=10.0), cfg).run(data, [agent])
+        events = agent.target_events(data)  # type: ignore[attr-defined]
+        assert events.dtype == EVENT_DTYPE
+        assert events.shape == (2, data.n_bars)
+        for row, symbol in enumerate(data.symbols):
+            target, held = events["target"][row], events["held"][row]
+            pos = engine.positions[symbol].to_numpy()
+            emitted = ~np.isnan(target) & (
+                (held == 0) | ((held > 0) & (pos > 0)) | ((held < 0) & (pos < 0))
+            )
+            signals = [r for r in engine.signals if r.signal.symbol == symbol]
+            assert [r.bar for r in signals] == np.flatnonzero(emitted).tolist(), name
+            assert [r.signal.weight for r in signals] == target[emitted].tolist(), name
+            assert np.isnan(target[: agent.warmup]).all()
+        assert len(engine.signals) >= 10
+
+
+def test_vectorizable_flags() -> None:
+    assert Agent.vectorizable is False
+    assert create("momentum").vectorizable is False
+    for name in ("sma_cross", "rsi_reversion", "bollinger_breakout"):
+        assert create(name).vectorizable is True
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+def _data(gbm_frame: Frame, n: int = 200, **frames: pd.DataFrame) -> MarketData:
+    return MarketData.from_frames(frames or {"X": gbm_frame(n, seed=5)})
+
+
+def test_refuses_several_symbols(gbm_frame: Frame) -> None:
+    data = _data(gbm_frame, X=gbm_frame(100, seed=1), Y=gbm_frame(100, seed=2))
+    with pytest.raises(FastPathUnsupported, match="one symbol; the data has 2"):
+        run_fast(data, create("sma_cross"))
+
+
+def test_refuses_a_participation_cap(gbm_frame: Frame) -> None:
+    cfg = PaperBrokerConfig(participation_rate=0.1)
+    with pytest.raises(FastPathUnsupported, match="participation_rate"):
+        run_fast(_data(gbm_frame), create("sma_cross"), CASH, cfg)
+
+
+def test_refuses_agents_that_are_not_vectorizable(gbm_frame: Frame) -> None:
+    with pytest.raises(FastPathUnsupported, match="'momentum' is not vectorizable"):
+        run_fast(_data(gbm_frame), create("momentum"))
+    assert isinstance(FastPathUnsupported("x"), ValueError)  # callers may catch ValueError
+
+
+class LimitOrders(ScriptedWeights):
+    class Params(AgentParams):
+        order_type: OrderType = OrderType.LIMIT
+
+    name = "limit_orders"
+
+
+def test_refuses_non_market_orders(gbm_frame: Frame) -> None:
+    agent = LimitOrders({})
+    with pytest.raises(FastPathUnsupported, match="places limit orders"):
+        run_fast(_data(gbm_frame), agent)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("open", np.nan, "missing or invalid open or close"),
+        ("close", np.nan, "missing or invalid open or close"),
+        ("open", 0.0, "missing or invalid open or close"),
+        ("low", 1e9, "low above high"),
+    ],
+)
+def test_refuses_bars_the_engine_treats_specially(
+    gbm_frame: Frame, column: str, value: float, why: str
+) -> None:
+    df = gbm_frame(200, seed=6)
+    df.loc[df.index[50], column] = value
+    with pytest.raises(FastPathUnsupported, match=why) as info:
+        run_fast(MarketData.from_frames({"X": df}), create("sma_cross"))
+    assert "first: bar 50" in str(info.value)
+
+
+def test_refuses_bad_events_and_cash(gbm_frame: Frame) -> None:
+    data = _data(gbm_frame)
+    with pytest.raises(FastPathUnsupported, match="shape"):
+        run_events(data, np.zeros((1, 5), dtype=EVENT_DTYPE))
+    with pytest.raises(FastPathUnsupported, match="fields"):
+        run_events(data, np.zeros((1, data.n_bars)))
+    bad = np.zeros((1, data.n_bars), dtype=EVENT_DTYPE)
+    bad["held"][0, 3] = 2
+    with pytest.raises(FastPathUnsupported, match="held"):
+        run_events(data, bad)
+    with pytest.raises(FastPathUnsupported, match="initial_cash"):
+        run_fast(data, create("sma_cross"), initial_cash=0.0)
+    assert unsupported_reason(data, agent=create("sma_cross")) is None
+
+
+def test_no_events_no_fills(gbm_frame: Frame) -> None:
+    data = _data(gbm_frame)
+    events = np.zeros((1, data.n_bars), dtype=EVENT_DTYPE)
+    events["target"] = np.nan
+    res = run_events(data, events, 5_000.0)
+    assert res.fills.empty
+    assert res.n_trades == 0
+    assert (res.equity == 5_000.0).all()
+    assert res.final_equity == 5_000.0
