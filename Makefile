@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # torch comes from PyTorch's CPU index when no local wheel satisfies the pin.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: help run test lint typecheck unit bench clean
+.PHONY: help run backtest-demo test lint typecheck unit bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,7 +38,10 @@ $(VENV)/.dev: pyproject.toml constraints.txt $(VENV)/.torch
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@ $(VENV)/.run
 
-run: $(VENV)/.run  ## demo backtests on the bundled data (embedded defaults, no services)
+run: $(VENV)/.run  ## the orchestrator on embedded defaults + a demo paper session (Ctrl-C stops)
+	$(BIN)/raytrader serve --demo
+
+backtest-demo: $(VENV)/.run  ## backtests of the bundled demos, metrics table and run folders
 	$(BIN)/raytrader demo
 
 lint: $(VENV)/.dev  ## ruff lint + format check, import contracts

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from raytrader.agents.context import BarContext
@@ -64,6 +66,16 @@ class Agent(ABC):
     def indicators(self, data: MarketData) -> dict[str, FloatArray]:
         """Causal arrays of shape ``(n_symbols, n_bars)`` read through the context."""
         return {}
+
+    def active_bars(
+        self, data: MarketData, indicators: Mapping[str, FloatArray]
+    ) -> npt.NDArray[np.bool_] | None:
+        """Bars at which ``on_bar`` may emit signals, or None for every bar.
+
+        A promise, computed causally from the same indicators: at other bars ``on_bar``
+        returns None and changes nothing, so the engine may skip calling it there.
+        """
+        return None
 
     @abstractmethod
     def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:

@@ -117,9 +117,18 @@ class BacktestEngine:
         for agent in agents:
             if agent.needs_fit:
                 agent.fit(data)
-        contexts = [BarContext(data, agent.indicators(data), account) for agent in agents]
+        indicators = [agent.indicators(data) for agent in agents]
+        contexts = [BarContext(data, ind, account) for ind in indicators]
         atr_rows = self._atr(data) if self.portfolio_config.sizing.method == "atr_risk" else None
         warmup = max(agent.warmup for agent in agents)
+        # Bars where some agent may act; other bars only need the broker and the ledger.
+        decide = np.zeros(n, dtype=bool)
+        for agent, ind in zip(agents, indicators, strict=True):
+            active = agent.active_bars(data, ind)
+            decide |= True if active is None else np.asarray(active, dtype=bool)
+        decide[:warmup] = False
+        decide_at: list[bool] = decide.tolist()
+        single = agents[0] if len(agents) == 1 else None
         owner: dict[str, int] = {}  # client order id -> agent that asked for it
         refused: list[OrderState] = []
         actions = sorted(corporate_actions, key=lambda a: a.ts)
@@ -150,13 +159,20 @@ class BacktestEngine:
             change_cash.append(ledger.cash)
             change_qty.append(qty)
 
+        action_bars.append(n)  # sentinel: no action past the data
+        next_action_bar = action_bars[0]
         for start in range(0, n, _PROGRESS_EVERY):
             for i in range(start, min(start + _PROGRESS_EVERY, n)):
+                if not (
+                    decide_at[i] or planner.pending or broker.open_symbols or i >= next_action_bar
+                ):
+                    continue  # nothing can happen on this bar
                 account.i = i
                 changed = False
-                while next_action < len(actions) and action_bars[next_action] <= i:
+                while i >= next_action_bar:
                     self._apply_action(ledger, actions[next_action])
                     next_action += 1
+                    next_action_bar = action_bars[next_action]
                     changed = True
                 if planner.pending:
                     ts = index[i].to_pydatetime()
@@ -203,7 +219,15 @@ class BacktestEngine:
                         changed = True
                 if changed:
                     record(i)
-                if i < warmup:
+                if not decide_at[i]:
+                    continue
+                if single is not None:
+                    ctx = contexts[0]
+                    ctx.i = i
+                    signals = single.on_bar(ctx)
+                    if signals:
+                        planner.add(0, signals)
+                        signal_log.extend(SignalRecord(i, single.name, sig) for sig in signals)
                     continue
                 for k, agent in enumerate(agents):
                     ctx = contexts[k]

@@ -36,7 +36,7 @@ class ReplayFeed:
         self.data = data
         self.position = start
         self.speed = speed
-        self._loop_next: float | None = None
+        self._due: float | None = None  # monotonic time the next bar is due
 
     @property
     def done(self) -> bool:
@@ -63,18 +63,31 @@ class ReplayFeed:
         ts: datetime = d.index[i].to_pydatetime()
         return BarSlice(i, ts, bars)
 
-    async def next(self) -> BarSlice | None:
-        """Wait for the next bar (per ``speed``) and return it; None once the data is done."""
+    def wait_time(self, now: float) -> float:
+        """Seconds from ``now`` (a monotonic clock) until the next bar is due; 0 when done."""
+        if self.speed is None or self._due is None or self.done:
+            return 0.0
+        return max(0.0, self._due - now)
+
+    def take(self, now: float) -> BarSlice | None:
+        """The next bar, advancing the feed; None once the data is done.
+
+        The next one falls due ``1/speed`` seconds after this one was due (or after ``now``
+        if the consumer fell behind: a stalled session does not burst to catch up).
+        """
         item = self.peek()
         if item is None:
             return None
         if self.speed is not None:
-            loop = asyncio.get_running_loop()
-            now = loop.time()
-            due = self._loop_next if self._loop_next is not None else now
-            if due > now:
-                await asyncio.sleep(due - now)
-            # Keep a steady cadence without bursting to catch up after a stall.
-            self._loop_next = max(due, now) + 1.0 / self.speed
+            due = self._due if self._due is not None else now
+            self._due = max(due, now) + 1.0 / self.speed
         self.position += 1
         return item
+
+    async def next(self) -> BarSlice | None:
+        """Wait for the next bar (per ``speed``) and return it; None once the data is done."""
+        loop = asyncio.get_running_loop()
+        delay = self.wait_time(loop.time())
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return self.take(loop.time())

@@ -9,10 +9,10 @@ the last checkpoint in the store (``load``) and replays from there.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from raytrader.agents import registry
 from raytrader.agents.host import AccountSnapshot, AgentHost, BarTuple
@@ -26,6 +26,8 @@ from raytrader.risk.checks import PreTradeRisk
 from raytrader.state.stores import StateStore, open_store
 from raytrader.state.stores.base import JournalEntry, SessionRecord
 
+T = TypeVar("T")
+
 
 class SessionNotLoaded(KeyError):
     """The actor holds nothing for this session (new, or the actor restarted)."""
@@ -36,6 +38,15 @@ class SessionNotLoaded(KeyError):
 
 def _config(record: SessionRecord) -> SessionConfig:
     return SessionConfig.model_validate(record.config)
+
+
+def _each(method: Callable[..., T], *args: Any) -> T | SessionNotLoaded:
+    """One request of a batch: a session this actor lost is reported, not raised, so the
+    other sessions of the batch go on."""
+    try:
+        return method(*args)
+    except SessionNotLoaded as exc:
+        return exc
 
 
 class _Component:
@@ -85,6 +96,26 @@ class DataActor(_Component):
             raise SessionNotLoaded(sid)
         return await feed.next()
 
+    async def due(
+        self, sids: Sequence[str], max_wait: float
+    ) -> list[tuple[str, BarSlice | SessionNotLoaded | None]]:
+        """The due bar of every listed session (None: its feed ended), waiting up to
+        ``max_wait`` seconds for the first one to fall due."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waits = [self.feeds[s].wait_time(now) for s in sids if s in self.feeds]
+        if len(waits) == len(sids) and waits and min(waits) > 0:
+            await asyncio.sleep(min(min(waits), max_wait))
+            now = loop.time()
+        out: list[tuple[str, BarSlice | SessionNotLoaded | None]] = []
+        for sid in sids:
+            feed = self.feeds.get(sid)
+            if feed is None:
+                out.append((sid, SessionNotLoaded(sid)))
+            elif feed.wait_time(now) <= 0:
+                out.append((sid, feed.take(now)))
+        return out
+
     def drop(self, sid: str) -> None:
         self.feeds.pop(sid, None)
 
@@ -123,6 +154,11 @@ class StrategyActor(_Component):
             raise SessionNotLoaded(sid)
         return host.state()
 
+    def decide_many(
+        self, requests: Sequence[tuple[str, datetime, Mapping[str, BarTuple], AccountSnapshot]]
+    ) -> list[tuple[list[tuple[int, Signal]], dict[str, Any]] | SessionNotLoaded]:
+        return [_each(self.decide, *req) for req in requests]
+
     def drop(self, sid: str) -> None:
         self.hosts.pop(sid, None)
 
@@ -154,6 +190,16 @@ class PortfolioActor(_Component):
         planner.pending = list(pending)
         return planner.plan(bar, ts, prices, account)
 
+    def plan_many(
+        self,
+        requests: Sequence[
+            tuple[
+                str, int, datetime, Mapping[str, float], AccountView, Sequence[tuple[int, Signal]]
+            ]
+        ],
+    ) -> list[OrderPlan | SessionNotLoaded]:
+        return [_each(self.plan, *req) for req in requests]
+
     def drop(self, sid: str) -> None:
         self.planners.pop(sid, None)
 
@@ -180,6 +226,12 @@ class RiskActor(_Component):
         if checker is None:
             raise SessionNotLoaded(sid)
         return checker.check(orders, account, prices)
+
+    def check_many(
+        self,
+        requests: Sequence[tuple[str, Sequence[Order], AccountView, Mapping[str, float]]],
+    ) -> list[tuple[list[Order], list[tuple[Order, str]]] | SessionNotLoaded]:
+        return [_each(self.check, *req) for req in requests]
 
     def drop(self, sid: str) -> None:
         self.checkers.pop(sid, None)
@@ -232,6 +284,14 @@ class ExecutionActor(_Component):
         snapshot = book.snapshot() if changes or fills else None
         return fills, changes, book.equity(), book.at_close(), snapshot
 
+    def step_many(
+        self,
+        requests: Sequence[
+            tuple[str, datetime, Mapping[str, BarTuple], Sequence[str], Sequence[Order]]
+        ],
+    ) -> list[Any]:
+        return [_each(self.step, *req) for req in requests]
+
     def stop(self, sid: str, ts: datetime) -> list[OrderState]:
         book = self._book(sid)
         book.cancel_all(ts, "session stopped")
@@ -258,6 +318,15 @@ class ExecutionActor(_Component):
             raise
         except KeyError:
             return None
+
+    def place(
+        self, sid: str, orders: Sequence[Order], ts: datetime
+    ) -> tuple[list[OrderState], dict[str, Any]]:
+        """Submit orders between two bars (manual orders): their states and the book's
+        snapshot; the changes stay in the broker's journal for the driver's next step."""
+        book = self._book(sid)
+        states = book.submit((), orders, ts)
+        return states, book.snapshot()
 
     def cancel(
         self, sid: str, client_order_id: str, ts: datetime, reason: str
@@ -319,6 +388,15 @@ class StateActor(_Component):
             await store.append_events(sid, events)
         if checkpoint is not None:
             await store.save_snapshot(sid, "checkpoint", checkpoint)
+
+    async def commit_many(
+        self,
+        commits: Sequence[
+            tuple[str, Sequence[JournalEntry], Sequence[dict[str, Any]], dict[str, Any] | None]
+        ],
+    ) -> None:
+        for sid, journal, events, checkpoint in commits:
+            await self.commit(sid, journal, events, checkpoint)
 
     async def has_order(self, sid: str, client_order_id: str) -> bool:
         return await (await self.store()).has_journal_key(sid, "order", client_order_id)

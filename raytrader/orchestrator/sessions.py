@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,15 +22,16 @@ import pandas as pd
 import structlog
 from ray.exceptions import RayActorError, RayTaskError
 
-from raytrader.data.feeds import BarSlice
 from raytrader.agents.host import AccountSnapshot
+from raytrader.data.feeds import BarSlice
 from raytrader.domain import Fill, Order, OrderState, OrderStatus, Signal
 from raytrader.domain.codec import from_dict, state_to_dict, to_dict
 from raytrader.orchestrator import metrics
 from raytrader.orchestrator.actors import SessionNotLoaded
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.runtime import Components
-from raytrader.portfolio.planner import marked_account
+from raytrader.portfolio.planner import OrderPlan, marked_account
+from raytrader.portfolio.rebalancer import AccountView
 from raytrader.state.ledger import Ledger
 from raytrader.state.metrics import compute_metrics, periods_per_year
 from raytrader.state.stores.base import JournalEntry, SessionRecord
@@ -38,6 +40,7 @@ log = structlog.get_logger("raytrader.sessions")
 
 ACTIVE = ("starting", "running", "stopping")
 CHECKPOINT_EVERY = 50  # bars; bounds the replay after a crash when nothing else changes
+TICK_WAIT = 0.05  # seconds the tick loop waits for a due bar before checking for stops
 
 
 class SessionError(Exception):
@@ -60,8 +63,8 @@ class SessionRun:
     config: SessionConfig
     status: str = "starting"
     reason: str = ""
-    task: asyncio.Task[None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
     pending: list[tuple[int, Signal]] = field(default_factory=list)
     last_close: dict[str, float] = field(default_factory=dict)
     symbols: tuple[str, ...] = ()
@@ -79,6 +82,47 @@ class SessionRun:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+class _BarWork:
+    """One session's bar on its way through a tick."""
+
+    __slots__ = (
+        "account",
+        "bars",
+        "check",
+        "decision",
+        "events",
+        "item",
+        "passed",
+        "plan",
+        "prices",
+        "run",
+        "step",
+        "ts",
+    )
+
+    def __init__(self, run: SessionRun, item: BarSlice) -> None:
+        self.run = run
+        self.item = item
+        self.ts = item.ts
+        self.bars = item.bars
+        self.prices: dict[str, float] = {}
+        self.account: AccountView | None = None
+        self.plan: OrderPlan | None = None
+        self.check: tuple[list[Order], list[tuple[Order, str]]] = ([], [])
+        self.passed: list[Order] = []
+        self.step: Any = None
+        self.decision: Any = None
+        self.events: list[dict[str, Any]] = []
+
+    @property
+    def orders(self) -> tuple[Order, ...]:
+        return self.plan.orders if self.plan is not None else ()
+
+    @property
+    def cancel(self) -> list[str]:
+        return list(self.plan.cancel_symbols) if self.plan is not None else []
+
+
 def _is_component_failure(exc: BaseException) -> bool:
     if isinstance(exc, SessionNotLoaded | RayActorError):
         return True
@@ -91,6 +135,10 @@ class SessionManager:
     def __init__(self, components: Components) -> None:
         self.c = components
         self.runs: dict[str, SessionRun] = {}
+        self._ticking: set[str] = set()  # loaded and driven by the tick loop
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -113,13 +161,13 @@ class SessionManager:
             return run.status
         run.status = "stopping"
         run.stop.set()
+        self._wake.set()
         return run.status
 
     async def wait(self, sid: str, timeout: float | None = None) -> str:
-        """Wait for a session's driver to end; returns its final status."""
+        """Wait for a session to end (stopped or failed); returns its final status."""
         run = self.runs[sid]
-        if run.task is not None:
-            await asyncio.wait_for(asyncio.shield(run.task), timeout)
+        await asyncio.wait_for(run.done.wait(), timeout)
         return run.status
 
     async def resume_all(self) -> list[str]:
@@ -137,59 +185,79 @@ class SessionManager:
 
     async def shutdown(self) -> None:
         """Stop driving (the sessions stay active in the store and resume on the next start)."""
-        for run in self.runs.values():
-            if run.task is not None and not run.task.done():
-                run.task.cancel()
-        await asyncio.gather(
-            *(r.task for r in self.runs.values() if r.task is not None), return_exceptions=True
-        )
+        tasks = [t for t in (self._loop, *self._tasks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop = None
 
     def _launch(self, run: SessionRun) -> None:
         self.runs[run.id] = run
-        run.task = asyncio.create_task(self._drive(run), name=f"session-{run.id}")
         metrics.ACTIVE_SESSIONS.inc()
+        self._spawn(self._open(run))
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.create_task(self._tick_loop(), name="sessions-tick-loop")
 
-    # ---- the driver --------------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _drive(self, run: SessionRun) -> None:
+    # ---- opening, closing, failing -----------------------------------------------------------
+
+    async def _open(self, run: SessionRun) -> None:
+        """Load the components for ``run`` (from its checkpoint) and let it tick."""
         structlog.contextvars.bind_contextvars(session_id=run.id)
-        reason = ""
         try:
-            await self._load(run)
-            if not run.stop.is_set():
+            async with run.lock:
+                await self._load_retrying(run)
+            if run.status == "starting":
                 run.status = "running"
                 await self.c.state.set_status.remote(run.id, "running")
                 await self._event(run, {"type": "status", "status": "running"})
                 log.info("session running", bars_done=run.last_bar + 1)
-            while not run.stop.is_set():
-                try:
-                    item = await self._next_bar(run)
-                    if item is None:
-                        if not run.stop.is_set():
-                            reason = "feed ended"
-                        break
-                    async with run.lock:
-                        await self._step(run, item)
-                except Exception as exc:
-                    if not _is_component_failure(exc):
-                        raise
-                    async with run.lock:
-                        await self._recover(run, exc)
-            async with run.lock:
-                await self._finish(run, reason or "stopped on request")
+            self._ticking.add(run.id)
+            self._wake.set()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            run.status, run.reason = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("session failed")
+            await self._fail(run, exc)
+
+    async def _load_retrying(self, run: SessionRun) -> None:
+        for attempt in range(50):
             try:
-                await self.c.state.set_status.remote(run.id, "failed", run.reason)
-                await self._event(run, {"type": "status", "status": "failed", "reason": run.reason})
-            except Exception:
-                log.exception("could not record the failure")
-        finally:
+                await self._load(run)
+                return
+            except Exception as exc:
+                if not _is_component_failure(exc) or attempt == 49:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))  # an actor is restarting
+
+    async def _close(self, run: SessionRun, reason: str) -> None:
+        self._ticking.discard(run.id)
+        try:
+            async with run.lock:
+                await self._finish(run, reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._fail(run, exc)
+
+    async def _fail(self, run: SessionRun, exc: BaseException) -> None:
+        self._ticking.discard(run.id)
+        run.status, run.reason = "failed", f"{type(exc).__name__}: {exc}"
+        log.error("session failed", session_id=run.id, error=run.reason)
+        try:
+            await self.c.state.set_status.remote(run.id, "failed", run.reason)
+            await self._event(run, {"type": "status", "status": "failed", "reason": run.reason})
+        except Exception:
+            log.exception("could not record the failure")
+        self._ended(run)
+
+    def _ended(self, run: SessionRun) -> None:
+        if not run.done.is_set():
+            run.done.set()
             metrics.ACTIVE_SESSIONS.dec()
-            structlog.contextvars.unbind_contextvars("session_id")
 
     async def _load(self, run: SessionRun) -> None:
         """Load every component from the checkpoint; rebuild the driver's own view."""
@@ -228,91 +296,194 @@ class SessionManager:
                 run.equity[int(ev["bar"])] = (pd.Timestamp(ev["ts"]).to_pydatetime(), ev["equity"])
         run.since_checkpoint = 0
 
-    async def _recover(self, run: SessionRun, exc: BaseException) -> None:
+    # ---- the tick loop -----------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        """Drive every ticking session: one batched call per component per tick.
+
+        Ray costs about a millisecond per actor call whatever it carries, so the bars of all
+        sessions that are due are handled together; under load the batches grow by themselves.
+        """
+        while True:
+            for sid in list(self._ticking):
+                run = self.runs[sid]
+                if run.stop.is_set():
+                    self._ticking.discard(sid)
+                    self._spawn(self._close(run, "stopped on request"))
+            if not self._ticking:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._wake.clear()
+            try:
+                due = await self.c.data.due.remote(sorted(self._ticking), TICK_WAIT)
+            except Exception as exc:
+                if not _is_component_failure(exc):
+                    raise
+                self._reload_all(exc)
+                continue
+            batch: list[tuple[SessionRun, BarSlice]] = []
+            for sid, item in due:
+                run = self.runs[sid]
+                if isinstance(item, SessionNotLoaded):
+                    self._reload(run, item)
+                elif item is None:
+                    self._ticking.discard(sid)
+                    self._spawn(self._close(run, "feed ended"))
+                elif sid in self._ticking and not run.stop.is_set():
+                    batch.append((run, item))
+            if batch:
+                try:
+                    await self._tick(batch)
+                except Exception as exc:
+                    if not _is_component_failure(exc):
+                        log.exception("tick failed")
+                        for run, _ in batch:
+                            await self._fail(run, exc)
+                        continue
+                    self._reload_all(exc)
+
+    def _reload(self, run: SessionRun, exc: BaseException) -> None:
+        """Reload one session from its checkpoint, then let it tick again (replaying)."""
+        if run.id not in self._ticking:
+            return
+        self._ticking.discard(run.id)
         run.recoveries += 1
         metrics.RECOVERIES.inc()
-        log.warning("component failure, reloading from the checkpoint", error=str(exc))
-        for attempt in range(50):
-            try:
-                await self._load(run)
-                return
-            except Exception as again:
-                if not _is_component_failure(again) or attempt == 49:
-                    raise
-                await asyncio.sleep(0.1 * (attempt + 1))
+        log.warning("component lost the session; reloading", session_id=run.id, error=str(exc))
+        self._spawn(self._open(run))
 
-    async def _next_bar(self, run: SessionRun) -> BarSlice | None:
-        fetch = asyncio.ensure_future(self.c.data.next.remote(run.id))
-        stop = asyncio.ensure_future(run.stop.wait())
-        done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if fetch in done:
-            stop.cancel()
-            result: BarSlice | None = fetch.result()
-            return result
-        fetch.cancel()
-        return None
+    def _reload_all(self, exc: BaseException) -> None:
+        for sid in list(self._ticking):
+            self._reload(self.runs[sid], exc)
 
-    async def _step(self, run: SessionRun, item: BarSlice) -> None:
-        c, sid = self.c, run.id
+    async def _tick(self, batch: list[tuple[SessionRun, BarSlice]]) -> None:
+        c = self.c
         t0 = time.perf_counter()
-        i, ts, bars = item.index, item.ts, item.bars
-        journal: list[JournalEntry] = []
-        events: list[dict[str, Any]] = []
-        cancel: list[str] = []
-        passed: list[Order] = []
-        if run.pending:
-            prices = {
-                s: bars[s][0] if s in bars else run.last_close.get(s, math.nan) for s in run.symbols
-            }
-            # The account cannot change between the last close and this open.
-            account = marked_account(run.account.cash, run.account.positions, prices)
-            plan = await c.portfolio.plan.remote(sid, i, ts, prices, account, run.pending)
-            passed, refused = await c.risk.check.remote(sid, list(plan.orders), account, prices)
-            sent: list[JournalEntry] = []
-            for order in passed:
-                sent.extend(self._journal_states(run, [OrderState(order)]))
-            rejected = [OrderState(o).to(OrderStatus.REJECTED, ts, why) for o, why in refused]
-            sent.extend(self._journal_states(run, rejected))
-            # Journaled before it is sent: a crash after this line cannot lose the order.
-            if sent:
-                await c.state.commit.remote(sid, sent, [], None)
-            cancel = list(plan.cancel_symbols)
-            metrics.ORDERS.inc(len(passed))
-            metrics.REJECTED.inc(len(refused))
-            run.orders += len(passed)
-            events.extend(
-                {"type": "risk", "order": to_dict(o), "reason": why} for o, why in refused
+        for run, _ in sorted(batch, key=lambda b: b[0].id):
+            await run.lock.acquire()
+        try:
+            work = {run.id: _BarWork(run, item) for run, item in batch}
+            # 1. At the open: pending signals -> orders -> risk -> journal (before sending).
+            planning = [w for w in work.values() if w.run.pending]
+            if planning:
+                for w in planning:
+                    w.prices = {
+                        s: w.bars[s][0] if s in w.bars else w.run.last_close.get(s, math.nan)
+                        for s in w.run.symbols
+                    }
+                    # The account cannot change between the last close and this open.
+                    w.account = marked_account(
+                        w.run.account.cash, w.run.account.positions, w.prices
+                    )
+                plans = await c.portfolio.plan_many.remote(
+                    [
+                        (w.run.id, w.item.index, w.ts, w.prices, w.account, w.run.pending)
+                        for w in planning
+                    ]
+                )
+                planning = self._drop_lost(work, planning, plans, "plan")
+                checks = await c.risk.check_many.remote(
+                    [(w.run.id, list(w.orders), w.account, w.prices) for w in planning]
+                )
+                planning = self._drop_lost(work, planning, checks, "check")
+                sent: list[tuple[str, list[JournalEntry], list[dict[str, Any]], None]] = []
+                for w in planning:
+                    w.passed, refused = w.check
+                    entries = self._journal_states(w.run, [OrderState(o) for o in w.passed])
+                    rejected = [
+                        OrderState(o).to(OrderStatus.REJECTED, w.ts, why) for o, why in refused
+                    ]
+                    entries.extend(self._journal_states(w.run, rejected))
+                    if entries:
+                        sent.append((w.run.id, entries, [], None))
+                    w.events.extend(
+                        {"type": "risk", "order": to_dict(o), "reason": why} for o, why in refused
+                    )
+                    metrics.ORDERS.inc(len(w.passed))
+                    metrics.REJECTED.inc(len(refused))
+                    w.run.orders += len(w.passed)
+                    w.run.pending = []
+                if sent:
+                    await c.state.commit_many.remote(sent)
+            # 2. The bar: submit, match, book.
+            order_time = time.perf_counter() - t0
+            steps = await c.execution.step_many.remote(
+                [
+                    (
+                        w.run.id,
+                        w.ts,
+                        w.bars,
+                        w.cancel,
+                        w.passed,
+                    )
+                    for w in work.values()
+                ]
             )
-            run.pending = []
-        fills, changes, equity, account_close, book = await c.execution.step.remote(
-            sid, ts, bars, cancel, passed
-        )
-        if passed:
-            metrics.BAR_TO_ORDER.observe(time.perf_counter() - t0)
+            live = self._drop_lost(work, list(work.values()), steps, "step")
+            fill_time = time.perf_counter() - t0
+            # 3. At the close: the agents decide.
+            decisions = await c.strategy.decide_many.remote(
+                [(w.run.id, w.ts, w.bars, w.step[3]) for w in live]
+            )
+            live = self._drop_lost(work, live, decisions, "decision")
+            commits = [self._conclude(w, order_time, fill_time) for w in live]
+            await c.state.commit_many.remote(commits)
+            metrics.BARS.inc(len(live))
+        finally:
+            for run, _ in batch:
+                run.lock.release()
+
+    def _drop_lost(
+        self, work: dict[str, _BarWork], todo: list[_BarWork], results: list[Any], attr: str
+    ) -> list[_BarWork]:
+        """Attach each result to its session's work; sessions whose component lost them reload."""
+        kept = []
+        for w, result in zip(todo, results, strict=True):
+            if isinstance(result, SessionNotLoaded):
+                work.pop(w.run.id, None)
+                self._reload(w.run, result)
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            setattr(w, attr, result)
+            kept.append(w)
+        return kept
+
+    def _conclude(
+        self, w: _BarWork, order_time: float, fill_time: float
+    ) -> tuple[str, list[JournalEntry], list[dict[str, Any]], dict[str, Any] | None]:
+        """Book one session's bar in the driver's view; what the store must persist."""
+        run = w.run
+        fills, changes, equity, account_close, book = w.step
+        signals, agent_state = w.decision
+        if w.passed:
+            metrics.BAR_TO_ORDER.observe(order_time)
         if fills:
-            metrics.BAR_TO_FILL.observe(time.perf_counter() - t0)
+            metrics.BAR_TO_FILL.observe(fill_time)
             metrics.FILLS.inc(len(fills))
             run.fills += len(fills)
         run.account = account_close
-        journal.extend(self._journal_states(run, changes))
+        journal = self._journal_states(run, changes)
         journal.extend(self._fill_entry(f) for f in fills)
-        for symbol, bar in bars.items():
+        for symbol, bar in w.bars.items():
             run.last_close[symbol] = bar[3]
-        signals, agent_state = await c.strategy.decide.remote(sid, ts, bars, account_close)
         run.pending = list(signals)
+        events = w.events
         events.extend({"type": "order", **state_to_dict(st)} for st in changes)
         events.extend({"type": "fill", **to_dict(f)} for f in fills)
-        events.extend({"type": "signal", "agent": k, **to_dict(s)} for k, s in signals)
+        events.extend({"type": "signal", "agent": k, **to_dict(sg)} for k, sg in signals)
+        i = w.item.index
         events.append(
             {
                 "type": "equity",
                 "bar": i,
-                "ts": ts.isoformat(),
+                "ts": w.ts.isoformat(),
                 "equity": equity,
                 "cash": account_close.cash,
             }
         )
-        run.equity[i] = (ts, equity)
+        run.equity[i] = (w.ts, equity)
         run.last_bar = i
         run.since_checkpoint += 1
         checkpoint = None
@@ -322,13 +493,12 @@ class SessionManager:
             checkpoint = {
                 "bar": i,
                 "symbols": list(run.symbols),
-                "pending": [(k, to_dict(s)) for k, s in run.pending],
+                "pending": [(k, to_dict(sg)) for k, sg in run.pending],
                 "agents": agent_state,
                 "book": run.book,
             }
             run.since_checkpoint = 0
-        await c.state.commit.remote(sid, journal, events, checkpoint)
-        metrics.BARS.inc()
+        return run.id, journal, events, checkpoint
 
     def _journal_states(self, run: SessionRun, states: list[OrderState]) -> list[JournalEntry]:
         out = []
@@ -366,7 +536,10 @@ class SessionManager:
             await getattr(c, name).drop.remote(sid)
         run.status, run.reason = "stopped", reason
         await c.state.set_status.remote(sid, "stopped", reason)
-        log.info("session stopped", reason=reason, bars=run.last_bar + 1, fills=run.fills)
+        log.info(
+            "session stopped", session_id=sid, reason=reason, bars=run.last_bar + 1, fills=run.fills
+        )
+        self._ended(run)
 
     async def _event(self, run: SessionRun, event: dict[str, Any]) -> None:
         await self.c.state.commit.remote(run.id, [], [event], None)
