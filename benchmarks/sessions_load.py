@@ -99,12 +99,30 @@ def quantile(
     return prev_le
 
 
-def tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+class Tree:
+    """A process and its descendants; keeps Process objects so cpu_percent has a baseline."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.procs: dict[int, psutil.Process] = {}
+
+    def sample(self) -> tuple[float, int]:
+        """(cores used since the last sample, total RSS in bytes)."""
+        with contextlib.suppress(psutil.Error):
+            for p in [self.root, *self.root.children(recursive=True)]:
+                if p.pid not in self.procs:
+                    self.procs[p.pid] = p
+                    with contextlib.suppress(psutil.Error):
+                        p.cpu_percent(None)
+        cpu = 0.0
+        rss = 0
+        for pid, p in list(self.procs.items()):
+            try:
+                cpu += p.cpu_percent(None)
+                rss += p.memory_info().rss
+            except psutil.Error:
+                del self.procs[pid]
+        return cpu / 100.0, rss
 
 
 async def run_level(n: int, speed: float, warmup: float, measure: float) -> dict[str, Any]:
@@ -142,25 +160,18 @@ async def run_level(n: int, speed: float, warmup: float, measure: float) -> dict
             status_ms: list[float] = []
             cpu_samples: list[float] = []
             peak_rss = 0
-            procs = tree(proc.pid)
-            for p in procs:
-                with contextlib.suppress(psutil.Error):
-                    p.cpu_percent(None)
-            next_sample = t0
+            procs = Tree(proc.pid)
+            procs.sample()
+            next_sample = t0 + 1.0
             while time.monotonic() - t0 < measure:
                 s = time.perf_counter()
                 resp = await client.get("/api/trading/status")
                 status_ms.append((time.perf_counter() - s) * 1000)
                 resp.raise_for_status()
                 if time.monotonic() >= next_sample:
-                    procs = tree(proc.pid)
-                    rss = cpu = 0.0
-                    for p in procs:
-                        with contextlib.suppress(psutil.Error):
-                            rss += p.memory_info().rss
-                            cpu += p.cpu_percent(None)
-                    peak_rss = max(peak_rss, int(rss))
-                    cpu_samples.append(cpu / 100.0)
+                    cpu, rss = procs.sample()
+                    peak_rss = max(peak_rss, rss)
+                    cpu_samples.append(cpu)
                     next_sample += 1.0
                 await asyncio.sleep(0.2)
             elapsed = time.monotonic() - t0
@@ -169,10 +180,8 @@ async def run_level(n: int, speed: float, warmup: float, measure: float) -> dict
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
 
@@ -202,7 +211,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
     parser.add_argument("--measure", type=float, default=40.0, help="seconds measured")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     table = Table(
         title=f"Concurrent paper sessions ({args.speed:g} bar/s each, {os.cpu_count()} cores)"
     )
