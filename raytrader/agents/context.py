@@ -59,8 +59,7 @@ class BarContext:
 
     @property
     def ts(self) -> datetime:
-        ts: datetime = self._data.index[self.i].to_pydatetime()
-        return ts
+        return self._data.ts(self.i)
 
     def sym(self, symbol: str) -> int:
         """Row of ``symbol`` in the data arrays."""

@@ -108,7 +108,7 @@ class AgentHost:
                 for j, s in enumerate(self.symbols)
                 if data.open[j, i] == data.open[j, i]
             }
-            self.append(data.index[i].to_pydatetime(), bars)
+            self.append(data.ts(i), bars)
 
     def data(self) -> MarketData:
         n = self.n

@@ -142,7 +142,6 @@ class BacktestEngine:
         change_qty: list[list[float]] = []
         fills: list[Fill] = []
         signal_log: list[SignalRecord] = []
-        index = data.index
         opens, highs, lows, closes, volumes = (
             data.open,
             data.high,
@@ -175,7 +174,7 @@ class BacktestEngine:
                     next_action_bar = action_bars[next_action]
                     changed = True
                 if planner.pending:
-                    ts = index[i].to_pydatetime()
+                    ts = data.ts(i)
                     prices = open_prices(opens[:, i], close_ffill[:, i - 1] if i else None, symbols)
                     atr_of = None
                     if atr_rows is not None:
@@ -212,7 +211,7 @@ class BacktestEngine:
                                 float(volumes[j, i]),
                             )
                     # All symbols at once, so sells fund buys across symbols within the bar.
-                    for fill in broker.on_bars(index[i].to_pydatetime(), bars):
+                    for fill in broker.on_bars(data.ts(i), bars):
                         ledger.apply_fill(fill)
                         fills.append(fill)
                         agents[owner[fill.client_order_id]].on_fill(fill)

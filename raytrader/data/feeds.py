@@ -60,7 +60,7 @@ class ReplayFeed:
                 float(d.close[j, i]),
                 float(d.volume[j, i]),
             )
-        ts: datetime = d.index[i].to_pydatetime()
+        ts = d.ts(i)
         return BarSlice(i, ts, bars)
 
     def wait_time(self, now: float) -> float:

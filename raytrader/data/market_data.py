@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +15,7 @@ from raytrader.domain.bar import Bar
 
 FloatArray = npt.NDArray[np.float64]
 OHLCV = ("open", "high", "low", "close", "volume")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +65,16 @@ class MarketData:
     def n_bars(self) -> int:
         return len(self.index)
 
+    @cached_property
+    def _epoch_us(self) -> list[int]:
+        # Microseconds since the epoch per bar: turning one into a datetime is ~20x cheaper
+        # than indexing the DatetimeIndex (the engine does it at every event).
+        return self.index.as_unit("us").asi8.tolist()
+
+    def ts(self, i: int) -> datetime:
+        """Timestamp of bar ``i`` as an aware UTC datetime."""
+        return _EPOCH + timedelta(microseconds=self._epoch_us[i])
+
     def symbol_index(self, symbol: str) -> int:
         try:
             return self.symbols.index(symbol)
@@ -77,7 +89,7 @@ class MarketData:
 
     def bar(self, symbol: str, i: int) -> Bar:
         j = self.symbol_index(symbol)
-        ts: datetime = self.index[i].to_pydatetime()
+        ts = self.ts(i)
         return Bar(
             symbol,
             ts,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from raytrader.domain.enums import OrderStatus, OrderType, Side, TimeInForce
@@ -104,20 +104,29 @@ class OrderState:
             raise IllegalTransition(
                 f"order {self.order.client_order_id!r}: cannot go from {self.status} to {status}"
             )
-        return replace(self, status=status, reason=reason or self.reason, updated=ts)
+        return OrderState(
+            self.order,
+            status,
+            self.filled_quantity,
+            self.avg_fill_price,
+            reason or self.reason,
+            ts,
+        )
 
     def with_fill(self, quantity: float, price: float, ts: datetime) -> OrderState:
         """Book a fill of ``quantity`` at ``price``; status becomes partially filled or filled."""
-        if quantity <= 0 or quantity > self.remaining + 1e-9 * self.order.quantity:
+        total = self.order.quantity
+        if quantity <= 0 or quantity > self.remaining + 1e-9 * total:
             raise ValueError(
                 f"order {self.order.client_order_id!r}: fill of {quantity} exceeds remaining "
                 f"{self.remaining}"
             )
         filled = self.filled_quantity + quantity
         avg = (self.avg_fill_price * self.filled_quantity + price * quantity) / filled
-        done = filled >= self.order.quantity - 1e-9 * self.order.quantity
+        done = filled >= total - 1e-9 * total
         status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
-        moved = self.to(status, ts)
-        return replace(
-            moved, filled_quantity=self.order.quantity if done else filled, avg_fill_price=avg
-        )
+        if status not in _TRANSITIONS.get(self.status, frozenset()):
+            raise IllegalTransition(
+                f"order {self.order.client_order_id!r}: cannot fill in status {self.status}"
+            )
+        return OrderState(self.order, status, total if done else filled, avg, self.reason, ts)

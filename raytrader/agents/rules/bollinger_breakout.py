@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -55,6 +55,15 @@ class BollingerBreakout(Agent):
             "vs_middle": crossings(close, middle),
             "vs_lower": crossings(close, lower),
         }
+
+    def active_bars(
+        self, data: MarketData, indicators: Mapping[str, FloatArray]
+    ) -> npt.NDArray[np.bool_]:
+        """Only the bars where the close crosses a band."""
+        active = (indicators["vs_upper"] > 0) | (indicators["vs_middle"] != 0)
+        if self.params.allow_short:
+            active |= indicators["vs_lower"] < 0
+        return np.asarray(active.any(axis=0))
 
     def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
         p = self.params

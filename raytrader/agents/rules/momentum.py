@@ -13,11 +13,12 @@ the index does.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from raytrader.agents.base import Agent, AgentParams
@@ -96,6 +97,12 @@ class Momentum(Agent):
         risk = ctx.values("atr")
         ok = [j for j in universe if np.isfinite(score[j]) and risk[j] > 0]
         return sorted(ok, key=lambda j: (-score[j], ctx.symbols[j]))
+
+    def active_bars(
+        self, data: MarketData, indicators: Mapping[str, FloatArray]
+    ) -> npt.NDArray[np.bool_]:
+        """Only the bars of the rebalance weekday."""
+        return np.asarray(data.index.weekday == self.params.rebalance_weekday)
 
     def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
         p = self.params

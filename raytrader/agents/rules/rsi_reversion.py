@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -63,6 +63,15 @@ class RsiReversion(Agent):
             "vs_overbought": crossings(r, level(p.overbought)),
             "vs_exit": crossings(r, level(p.exit_level)),
         }
+
+    def active_bars(
+        self, data: MarketData, indicators: Mapping[str, FloatArray]
+    ) -> npt.NDArray[np.bool_]:
+        """Only the bars where RSI crosses one of its levels."""
+        active = (indicators["vs_oversold"] < 0) | (indicators["vs_exit"] != 0)
+        if self.params.allow_short:
+            active |= indicators["vs_overbought"] > 0
+        return np.asarray(active.any(axis=0))
 
     def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
         p = self.params

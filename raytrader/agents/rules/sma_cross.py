@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -49,6 +49,12 @@ class SmaCross(Agent):
         fast = per_symbol(lambda c: sma(c, p.fast), data.close)
         slow = per_symbol(lambda c: sma(c, p.slow), data.close)
         return {"sma_fast": fast, "sma_slow": slow, "cross": crossings(fast, slow)}
+
+    def active_bars(
+        self, data: MarketData, indicators: Mapping[str, FloatArray]
+    ) -> npt.NDArray[np.bool_]:
+        """Only the bars where the averages cross."""
+        return np.asarray((indicators["cross"] != 0).any(axis=0))
 
     def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
         out: list[Signal] | None = None
