@@ -219,7 +219,13 @@ def _order_quantity(
     if lot > 0.0:
         delta = _round_to_lot(delta, lot)
     if delta < 0.0:
-        qty = delta  # Rebalancer.orders: sells are not capped
+        # Rebalancer.orders: a sell within the gross-exposure cap (selling a long frees room).
+        room = _gross_room(-pos, price, gross, max_gross_exposure * equity)
+        qty = delta
+        if room < -qty:
+            qty = -_round_to_lot(room, lot)
+            if not qty < 0.0:
+                return 0.0
     elif delta > 0.0:
         # Rebalancer.orders: buys within the cash net of the minimum commission and the
         # gross-exposure cap.

@@ -116,12 +116,21 @@ class Rebalancer:
         cash = account.cash
         gross = account.gross_exposure
         out: list[Order] = []
-        for sig, delta, price in (d for d in deltas if d[1] < 0):
-            out.append(self._order(sig, Side.SELL, -delta, ts, next_id))
-            held = account.positions.get(sig.symbol, 0.0)
-            cash += -delta * self.unit_cost(price, Side.SELL)
-            gross += (abs(held + delta) - abs(held)) * price
         gross_cap = limits.max_gross_exposure * account.equity
+        for sig, delta, price in (d for d in deltas if d[1] < 0):
+            held = account.positions.get(sig.symbol, 0.0)
+            qty = -delta
+            room = _gross_room(-held, price, gross, gross_cap)  # a short mirrors a long
+            if room < qty:
+                qty = round_to_lot(room, lot)
+                self.adjustments.append(
+                    Adjustment(sig.symbol, held + delta, held - qty, "max_gross_exposure")
+                )
+                if qty <= 0:
+                    continue
+            out.append(self._order(sig, Side.SELL, qty, ts, next_id))
+            cash += qty * self.unit_cost(price, Side.SELL)
+            gross += (abs(held - qty) - abs(held)) * price
         for sig, delta, price in (d for d in deltas if d[1] > 0):
             held = account.positions.get(sig.symbol, 0.0)
             unit = self.unit_cost(price, Side.BUY)
@@ -162,7 +171,10 @@ class Rebalancer:
 
 
 def _gross_room(held: float, price: float, gross: float, cap: float) -> float:
-    """Units a buy may add before gross exposure passes ``cap`` (covering a short frees room)."""
+    """Units a buy may add before gross exposure passes ``cap`` (covering a short frees room).
+
+    For a sell, pass ``-held``: selling a long frees room as covering a short does.
+    """
     if held >= 0:
         return max(cap - gross, 0.0) / price
     without_short = gross + held * price

@@ -149,3 +149,16 @@ def test_last_signal_per_symbol_wins_and_missing_price_is_skipped() -> None:
     )
     assert [(o.symbol, o.quantity) for o in orders] == [("X", 7.0)]
     assert rb.adjustments[0].reason == "no price"
+
+
+def test_short_targets_are_capped_by_gross_exposure_too() -> None:
+    rb = rebalancer(
+        limits=RiskLimits(max_position_weight=0.5, max_gross_exposure=0.3, allow_short=True)
+    )
+    [order] = rb.orders([Signal("X", TS, weight=-0.5)], {"X": 10.0}, flat(10_000), TS, ids())
+    assert (order.side, order.quantity) == (Side.SELL, 300.0)  # 0.3 x 10,000 / 10
+    assert rb.adjustments[-1].reason == "max_gross_exposure"
+    # Selling a long down to flat frees room rather than using it.
+    account = AccountView(cash=5_000, equity=10_000, positions={"X": 500.0}, gross_exposure=5_000)
+    [order] = rb.orders([Signal("X", TS, weight=-0.5)], {"X": 10.0}, account, TS, ids())
+    assert (order.side, order.quantity) == (Side.SELL, 800.0)  # 500 to flat + 300 short
