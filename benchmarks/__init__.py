@@ -1,0 +1,1 @@
+"""Reproducible speed comparisons with peer backtesters (not tests; see README.md)."""
