@@ -14,8 +14,7 @@ from raytrader.agents.base import Agent
 from raytrader.agents.context import BarContext
 from raytrader.data.market_data import OHLCV, FloatArray, MarketData
 from raytrader.domain import Signal
-
-BarTuple = tuple[float, float, float, float, float]
+from raytrader.domain.bar import BarTuple
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from raytrader.data.market_data import MarketData
-
-BarTuple = tuple[float, float, float, float, float]
+from raytrader.domain.bar import BarTuple
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Small typed values shared by every component. Pure: no I/O, no frameworks."""
 
-from raytrader.domain.bar import Bar
+from raytrader.domain.bar import Bar, BarTuple
 from raytrader.domain.enums import OrderStatus, OrderType, Side, TimeInForce
 from raytrader.domain.fill import Fill, Position
 from raytrader.domain.order import IllegalTransition, Order, OrderState
@@ -9,6 +9,7 @@ from raytrader.domain.time import ensure_utc, to_utc
 
 __all__ = [
     "Bar",
+    "BarTuple",
     "Fill",
     "IllegalTransition",
     "Order",

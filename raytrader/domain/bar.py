@@ -7,6 +7,9 @@ from datetime import datetime
 
 from raytrader.domain.time import ensure_utc
 
+#: One symbol's bar as plain floats (open, high, low, close, volume): the hot-path form.
+BarTuple = tuple[float, float, float, float, float]
+
 
 @dataclass(frozen=True, slots=True)
 class Bar:

@@ -5,7 +5,6 @@ from raytrader.execution.paper_broker import (
     DAY_EXPIRED,
     INSUFFICIENT_CASH,
     IOC_REMAINDER,
-    BarTuple,
     PaperBroker,
     PaperBrokerConfig,
 )
@@ -14,7 +13,6 @@ __all__ = [
     "DAY_EXPIRED",
     "INSUFFICIENT_CASH",
     "IOC_REMAINDER",
-    "BarTuple",
     "CommissionModel",
     "PaperBroker",
     "PaperBrokerConfig",

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from raytrader.agents.host import AccountSnapshot, BarTuple
+from raytrader.agents.host import AccountSnapshot
 from raytrader.domain import Fill, Order, OrderState
+from raytrader.domain.bar import BarTuple
 from raytrader.execution.paper_broker import PaperBroker, PaperBrokerConfig
 from raytrader.portfolio.planner import account_at
 from raytrader.portfolio.rebalancer import AccountView

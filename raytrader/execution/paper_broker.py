@@ -23,6 +23,7 @@ from raytrader.domain import (
     TimeInForce,
     ensure_utc,
 )
+from raytrader.domain.bar import BarTuple
 from raytrader.domain.codec import state_from_dict, state_to_dict
 from raytrader.execution.costs import CommissionModel, SlippageModel
 
@@ -37,7 +38,6 @@ _STOP = OrderType.STOP
 _DAY = TimeInForce.DAY
 _IOC = TimeInForce.IOC
 # (open, high, low, close, volume) of one bar, as on_bars takes it.
-BarTuple = tuple[float, float, float, float, float]
 # Relative tolerance on quantities, the same as OrderState.with_fill uses.
 _QTY_EPS = 1e-9
 

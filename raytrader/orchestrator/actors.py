@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from raytrader.agents import registry
-from raytrader.agents.host import AccountSnapshot, AgentHost, BarTuple
+from raytrader.agents.host import AccountSnapshot, AgentHost
 from raytrader.data.feeds import BarSlice, ReplayFeed
 from raytrader.domain import Fill, Order, OrderState, Signal
+from raytrader.domain.bar import BarTuple
 from raytrader.execution.book import SessionBook
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.portfolio.planner import OrderPlan, OrderPlanner
