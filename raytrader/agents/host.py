@@ -131,6 +131,18 @@ class AgentHost:
                 out.append((k, sig))
         return out
 
+    def tail(self, n: int) -> list[tuple[str, dict[str, list[float]]]]:
+        """The last ``n`` bars as JSON-ready ``(ts, {symbol: [o, h, l, c, v]})`` pairs."""
+        out = []
+        for i in range(max(0, self.n - n), self.n):
+            bars = {
+                s: [float(self._arrays[f][j, i]) for f in OHLCV]
+                for j, s in enumerate(self.symbols)
+                if self._arrays["open"][j, i] == self._arrays["open"][j, i]
+            }
+            out.append((self._ts[i].isoformat(), bars))
+        return out
+
     def state(self) -> dict[str, Any]:
         return {"agents": [a.get_state() for a in self.agents], "bars_seen": self.bars_seen}
 

@@ -9,14 +9,19 @@ the last checkpoint in the store (``load``) and replays from there.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
+
 from raytrader.agents import registry
 from raytrader.agents.host import AccountSnapshot, AgentHost
+from raytrader.data.ccxt_feed import CcxtPollingFeed, make_exchange
 from raytrader.data.feeds import BarSlice, ReplayFeed
+from raytrader.data.resample import timeframe_to_timedelta
 from raytrader.domain import Fill, Order, OrderState, Signal
 from raytrader.domain.bar import BarTuple
 from raytrader.execution.book import SessionBook
@@ -28,6 +33,7 @@ from raytrader.state.stores import StateStore, open_store
 from raytrader.state.stores.base import JournalEntry, SessionRecord
 
 T = TypeVar("T")
+Feed = ReplayFeed | CcxtPollingFeed
 
 
 class SessionNotLoaded(KeyError):
@@ -77,19 +83,22 @@ class _Component:
 
 
 class DataActor(_Component):
-    """Feeds of every session (replay now; exchange feeds later)."""
+    """Feeds of every session: replayed data sets and exchanges polled through ccxt."""
 
     def __init__(self, store_url: str | None, data_dir: str) -> None:
         super().__init__(store_url, data_dir)
-        self.feeds: dict[str, ReplayFeed] = {}
+        self.feeds: dict[str, Feed] = {}
 
-    async def load(self, sid: str) -> int:
-        """(Re)open the feed after the checkpoint; returns the number of bars it holds."""
+    async def load(self, sid: str) -> None:
+        """(Re)open the session's feed right after its checkpoint."""
         config, cp = await self.checkpoint(sid)
-        data = await asyncio.to_thread(config.data_spec().load)
-        start = (cp["bar"] + 1) if cp else 0
-        self.feeds[sid] = ReplayFeed(data, start=start, speed=config.feed.speed)
-        return data.n_bars
+        await self.drop(sid)
+        if config.feed.kind == "replay":
+            data = await asyncio.to_thread(config.data_spec().load)
+            start = (cp["bar"] + 1) if cp else 0
+            self.feeds[sid] = ReplayFeed(data, start=start, speed=config.feed.speed)
+        else:
+            self.feeds[sid] = await _open_ccxt_feed(config, cp)
 
     async def next(self, sid: str) -> BarSlice | None:
         feed = self.feeds.get(sid)
@@ -99,26 +108,65 @@ class DataActor(_Component):
 
     async def due(
         self, sids: Sequence[str], max_wait: float
-    ) -> list[tuple[str, BarSlice | SessionNotLoaded | None]]:
-        """The due bar of every listed session (None: its feed ended), waiting up to
-        ``max_wait`` seconds for the first one to fall due."""
+    ) -> list[tuple[str, BarSlice | BaseException | None]]:
+        """The due bar of every listed session (None: its feed ended; an exception: it
+        failed), waiting up to ``max_wait`` seconds for the first one to fall due."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         waits = [self.feeds[s].wait_time(now) for s in sids if s in self.feeds]
         if len(waits) == len(sids) and waits and min(waits) > 0:
             await asyncio.sleep(min(min(waits), max_wait))
             now = loop.time()
-        out: list[tuple[str, BarSlice | SessionNotLoaded | None]] = []
+        out: list[tuple[str, BarSlice | BaseException | None]] = []
         for sid in sids:
             feed = self.feeds.get(sid)
             if feed is None:
                 out.append((sid, SessionNotLoaded(sid)))
             elif feed.wait_time(now) <= 0:
-                out.append((sid, feed.take(now)))
+                try:
+                    out.append((sid, feed.take(now)))
+                except Exception as exc:  # a live feed that gave up: the session fails
+                    out.append((sid, exc))
         return out
 
-    def drop(self, sid: str) -> None:
-        self.feeds.pop(sid, None)
+    async def drop(self, sid: str) -> None:
+        feed = self.feeds.pop(sid, None)
+        if isinstance(feed, CcxtPollingFeed):
+            await feed.close()
+
+
+async def _open_ccxt_feed(config: SessionConfig, cp: dict[str, Any] | None) -> CcxtPollingFeed:
+    """A polling feed that starts after the checkpoint, or ``warmup`` bars back on a new
+    session so the agents can decide from the first live bar."""
+    assert config.symbols is not None and config.timeframe is not None
+    feed_spec = config.feed
+    tf_ms = int(timeframe_to_timedelta(config.timeframe).total_seconds() * 1000)
+    if cp:
+        since = int(pd.Timestamp(cp["ts"]).value // 1_000_000) + tf_ms
+        start = cp["bar"] + 1
+    else:
+        warmup = max(registry.create(a.name, a.params).warmup for a in config.agents)
+        now_ms = int(time.time() * 1000)
+        since = (now_ms // tf_ms - warmup - 2) * tf_ms
+        start = 0
+    exchange = make_exchange(
+        str(feed_spec.exchange),
+        api_urls={"*": str(feed_spec.api_url).rstrip("/")} if feed_spec.api_url else None,
+    )
+    feed = CcxtPollingFeed(
+        exchange,
+        config.symbols,
+        config.timeframe,
+        poll_interval=feed_spec.poll_interval,
+        start_index=start,
+        since_ms=since,
+    )
+    try:
+        await feed.start()
+    except BaseException:
+        await feed.close()
+        raise
+    return feed
 
 
 class StrategyActor(_Component):
@@ -127,15 +175,25 @@ class StrategyActor(_Component):
     def __init__(self, store_url: str | None, data_dir: str) -> None:
         super().__init__(store_url, data_dir)
         self.hosts: dict[str, AgentHost] = {}
+        self.live: set[str] = set()  # sessions on live feeds
 
     async def load(self, sid: str) -> None:
         config, cp = await self.checkpoint(sid)
         agents = [registry.create(a.name, a.params) for a in config.agents]
-        data = await asyncio.to_thread(config.data_spec().load)
-        history = data.slice(0, (cp["bar"] + 1) if cp else 0)
-        host = AgentHost(agents, history.symbols)
-        host.extend(history)
-        if cp:
+        if config.feed.kind == "replay":
+            data = await asyncio.to_thread(config.data_spec().load)
+            host = AgentHost(agents, data.symbols)
+            host.extend(data.slice(0, (cp["bar"] + 1) if cp else 0))
+        else:
+            # A live feed cannot be replayed: the checkpoint carries the recent bars.
+            assert config.symbols is not None
+            host = AgentHost(agents, config.symbols)
+            self.live.add(sid)
+            for ts, bars in (cp or {}).get("history") or []:
+                host.append(
+                    pd.Timestamp(ts).to_pydatetime(), {s: tuple(b) for s, b in bars.items()}
+                )
+        if cp and cp.get("agents"):
             host.restore(cp["agents"])
         self.hosts[sid] = host
 
@@ -146,14 +204,10 @@ class StrategyActor(_Component):
         if host is None:
             raise SessionNotLoaded(sid)
         host.append(ts, bars)
-        return host.decide(account), host.state()
-
-    def state(self, sid: str) -> dict[str, Any]:
-        """The agents' state now (what ``decide`` returned for the last bar)."""
-        host = self.hosts.get(sid)
-        if host is None:
-            raise SessionNotLoaded(sid)
-        return host.state()
+        state = host.state()
+        if sid in self.live:
+            state["history"] = host.tail(2 * host.warmup + 2)
+        return host.decide(account), state
 
     def decide_many(
         self, requests: Sequence[tuple[str, datetime, Mapping[str, BarTuple], AccountSnapshot]]
@@ -162,6 +216,7 @@ class StrategyActor(_Component):
 
     def drop(self, sid: str) -> None:
         self.hosts.pop(sid, None)
+        self.live.discard(sid)
 
 
 class PortfolioActor(_Component):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from raytrader.backtesting.config import AgentSpec, BacktestConfig
 from raytrader.data.spec import DataSpec
@@ -13,15 +13,35 @@ from raytrader.portfolio.config import PortfolioConfig
 
 
 class FeedSpec(BaseModel):
-    """Where bars come from. ``replay`` plays a data set as live (offline paper trading)."""
+    """Where bars come from.
+
+    ``replay`` plays a data set as live (offline paper trading, tests, demos); ``ccxt`` polls an
+    exchange's public candles (paper trading on live data: no order ever reaches the exchange).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["replay"] = "replay"
-    data: DataSpec
+    kind: Literal["replay", "ccxt"] = "replay"
+    data: DataSpec | None = Field(None, description="replay: the data set")
     speed: float | None = Field(
-        None, gt=0, le=1_000_000, description="bars per second; omitted = as fast as possible"
+        None, gt=0, le=1_000_000, description="replay: bars per second; omitted = at once"
     )
+    exchange: str | None = Field(
+        None, pattern=r"^[a-z0-9]+$", max_length=40, description="ccxt: exchange id, e.g. binance"
+    )
+    api_url: HttpUrl | None = Field(None, description="ccxt: base URL of a gateway or mirror")
+    poll_interval: float = Field(5.0, gt=0, le=3600, description="ccxt: seconds between polls")
+
+    @model_validator(mode="after")
+    def _fields_of_the_kind(self) -> FeedSpec:
+        if self.kind == "replay" and self.data is None:
+            raise ValueError("a replay feed needs `data`")
+        if self.kind == "ccxt":
+            if self.exchange is None:
+                raise ValueError("a ccxt feed needs `exchange`")
+            if self.data is not None or self.speed is not None:
+                raise ValueError("`data` and `speed` are for replay feeds")
+        return self
 
 
 class SessionConfig(BaseModel):
@@ -38,6 +58,12 @@ class SessionConfig(BaseModel):
     feed: FeedSpec
 
     @model_validator(mode="after")
+    def _live_feed_needs_symbols(self) -> SessionConfig:
+        if self.feed.kind == "ccxt" and (not self.symbols or not self.timeframe):
+            raise ValueError("a ccxt feed needs `symbols` and `timeframe`")
+        return self
+
+    @model_validator(mode="after")
     def _paper_only(self) -> SessionConfig:
         if self.mode == "live":
             raise ValueError(
@@ -47,7 +73,9 @@ class SessionConfig(BaseModel):
         return self
 
     def data_spec(self) -> DataSpec:
-        """The feed's data with this session's symbol and timeframe choices applied."""
+        """The replay feed's data with this session's symbol and timeframe choices applied."""
+        if self.feed.data is None:
+            raise ValueError("this session's feed has no data set (not a replay feed)")
         update: dict[str, object] = {}
         if self.symbols is not None:
             update["symbols"] = self.symbols

@@ -327,6 +327,9 @@ class SessionManager:
                 run = self.runs[sid]
                 if isinstance(item, SessionNotLoaded):
                     self._reload(run, item)
+                elif isinstance(item, BaseException):
+                    self._ticking.discard(sid)
+                    self._spawn(self._fail(run, item))
                 elif item is None:
                     self._ticking.discard(sid)
                     self._spawn(self._close(run, "feed ended"))
@@ -492,6 +495,7 @@ class SessionManager:
         if book is not None or signals or run.since_checkpoint >= CHECKPOINT_EVERY:
             checkpoint = {
                 "bar": i,
+                "ts": w.ts.isoformat(),
                 "symbols": list(run.symbols),
                 "pending": [(k, to_dict(sg)) for k, sg in run.pending],
                 "agents": agent_state,
@@ -522,8 +526,10 @@ class SessionManager:
         await c.state.set_status.remote(sid, "stopping", reason)
         now = datetime.now(UTC)
         cancelled = await c.execution.stop.remote(sid, now)
+        last = run.equity.get(run.last_bar)
         final = {
             "bar": run.last_bar,
+            "ts": last[0].isoformat() if last else None,
             "symbols": list(run.symbols),
             "pending": [],
             "agents": None,
