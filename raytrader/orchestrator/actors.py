@@ -100,12 +100,6 @@ class DataActor(_Component):
         else:
             self.feeds[sid] = await _open_ccxt_feed(config, cp)
 
-    async def next(self, sid: str) -> BarSlice | None:
-        feed = self.feeds.get(sid)
-        if feed is None:
-            raise SessionNotLoaded(sid)
-        return await feed.next()
-
     async def due(
         self, sids: Sequence[str], max_wait: float
     ) -> list[tuple[str, BarSlice | BaseException | None]]:
