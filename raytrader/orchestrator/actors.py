@@ -59,16 +59,21 @@ def _each(method: Callable[..., T], *args: Any) -> T | SessionNotLoaded:
 class _Component:
     """Shared plumbing: the store for reloads and the per-session dict."""
 
-    def __init__(self, store_url: str | None, data_dir: str) -> None:
+    def __init__(
+        self, store_url: str | None, data_dir: str, store_prefix: str | None = None
+    ) -> None:
         self._store_url = store_url
         self._data_dir = data_dir
+        self._store_options = {"prefix": store_prefix} if store_prefix else {}
         self._store: StateStore | None = None
         self._lock = asyncio.Lock()
 
     async def store(self) -> StateStore:
         async with self._lock:
             if self._store is None:
-                self._store = open_store(self._store_url, Path(self._data_dir))
+                self._store = open_store(
+                    self._store_url, Path(self._data_dir), **self._store_options
+                )
             return self._store
 
     async def checkpoint(self, sid: str) -> tuple[SessionConfig, dict[str, Any] | None]:
@@ -85,8 +90,10 @@ class _Component:
 class DataActor(_Component):
     """Feeds of every session: replayed data sets and exchanges polled through ccxt."""
 
-    def __init__(self, store_url: str | None, data_dir: str) -> None:
-        super().__init__(store_url, data_dir)
+    def __init__(
+        self, store_url: str | None, data_dir: str, store_prefix: str | None = None
+    ) -> None:
+        super().__init__(store_url, data_dir, store_prefix)
         self.feeds: dict[str, Feed] = {}
 
     async def load(self, sid: str) -> None:
@@ -166,8 +173,10 @@ async def _open_ccxt_feed(config: SessionConfig, cp: dict[str, Any] | None) -> C
 class StrategyActor(_Component):
     """The agents of many sessions, each with its bar history."""
 
-    def __init__(self, store_url: str | None, data_dir: str) -> None:
-        super().__init__(store_url, data_dir)
+    def __init__(
+        self, store_url: str | None, data_dir: str, store_prefix: str | None = None
+    ) -> None:
+        super().__init__(store_url, data_dir, store_prefix)
         self.hosts: dict[str, AgentHost] = {}
         self.live: set[str] = set()  # sessions on live feeds
 
@@ -216,8 +225,10 @@ class StrategyActor(_Component):
 class PortfolioActor(_Component):
     """Turns each session's pending signals into orders at the next open."""
 
-    def __init__(self, store_url: str | None, data_dir: str) -> None:
-        super().__init__(store_url, data_dir)
+    def __init__(
+        self, store_url: str | None, data_dir: str, store_prefix: str | None = None
+    ) -> None:
+        super().__init__(store_url, data_dir, store_prefix)
         self.planners: dict[str, OrderPlanner] = {}
 
     async def load(self, sid: str) -> None:
@@ -257,8 +268,10 @@ class PortfolioActor(_Component):
 class RiskActor(_Component):
     """Pre-trade checks of every session's orders."""
 
-    def __init__(self, store_url: str | None, data_dir: str) -> None:
-        super().__init__(store_url, data_dir)
+    def __init__(
+        self, store_url: str | None, data_dir: str, store_prefix: str | None = None
+    ) -> None:
+        super().__init__(store_url, data_dir, store_prefix)
         self.checkers: dict[str, PreTradeRisk] = {}
 
     async def load(self, sid: str) -> None:
@@ -290,8 +303,10 @@ class RiskActor(_Component):
 class ExecutionActor(_Component):
     """Paper brokers and ledgers of every session."""
 
-    def __init__(self, store_url: str | None, data_dir: str) -> None:
-        super().__init__(store_url, data_dir)
+    def __init__(
+        self, store_url: str | None, data_dir: str, store_prefix: str | None = None
+    ) -> None:
+        super().__init__(store_url, data_dir, store_prefix)
         self.books: dict[str, SessionBook] = {}
 
     async def load(self, sid: str) -> None:

@@ -48,11 +48,16 @@ class Components:
         return {name: getattr(self, name) for name in COMPONENTS}
 
 
-def start_components(store_url: str | None, data_dir: str, prefix: str = "raytrader") -> Components:
+def start_components(
+    store_url: str | None,
+    data_dir: str,
+    prefix: str = "raytrader",
+    store_prefix: str | None = None,
+) -> Components:
     """Create (or find, on a cluster) the long-lived component actors.
 
     Each restarts without limit when its process dies; a restarted actor starts empty and
-    sessions reload it from the store.
+    sessions reload it from the store. ``store_prefix`` namespaces the keys of a Redis store.
     """
     handles = {}
     for name, cls in COMPONENTS.items():
@@ -65,5 +70,5 @@ def start_components(store_url: str | None, data_dir: str, prefix: str = "raytra
             max_task_retries=0,
             max_concurrency=2000,
             num_cpus=0,
-        ).remote(store_url, data_dir)
+        ).remote(store_url, data_dir, store_prefix)
     return Components(**handles)
