@@ -12,7 +12,7 @@ from pydantic import Field
 from raytrader.agents.base import Agent, AgentParams
 from raytrader.agents.context import BarContext
 from raytrader.agents.registry import register
-from raytrader.agents.rules._util import crossings
+from raytrader.agents.rules._util import crossings, weight_signal
 from raytrader.data.indicators import bollinger
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Signal
@@ -81,8 +81,7 @@ class BollingerBreakout(Agent):
                     weight, why = 0.0, "close back through middle band"
             if weight is not None:
                 out = out or []
-                direction = (weight > 0) - (weight < 0)
-                out.append(Signal(symbol, ctx.ts, direction=direction, weight=weight, reason=why))
+                out.append(weight_signal(symbol, ctx.ts, weight, why))
         return out
 
     def target_events(self, data: MarketData) -> npt.NDArray[np.void]:

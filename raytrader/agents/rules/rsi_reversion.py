@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from raytrader.agents.base import Agent, AgentParams
 from raytrader.agents.context import BarContext
 from raytrader.agents.registry import register
-from raytrader.agents.rules._util import crossings, per_symbol
+from raytrader.agents.rules._util import crossings, per_symbol, weight_signal
 from raytrader.data.indicators import rsi
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Signal
@@ -89,8 +89,7 @@ class RsiReversion(Agent):
                     weight, why = 0.0, "rsi back to exit level"
             if weight is not None:
                 out = out or []
-                direction = (weight > 0) - (weight < 0)
-                out.append(Signal(symbol, ctx.ts, direction=direction, weight=weight, reason=why))
+                out.append(weight_signal(symbol, ctx.ts, weight, why))
         return out
 
     def target_events(self, data: MarketData) -> npt.NDArray[np.void]:
