@@ -217,6 +217,17 @@ class StrategyActor(_Component):
     ) -> list[tuple[list[tuple[int, Signal]], dict[str, Any]] | SessionNotLoaded]:
         return [_each(self.decide, *req) for req in requests]
 
+    def state(self, sid: str) -> dict[str, Any]:
+        """The agents' state now: what ``decide`` returned for the last bar (checkpoints
+        written between two bars, by API actions on the session, carry it)."""
+        host = self.hosts.get(sid)
+        if host is None:
+            raise SessionNotLoaded(sid)
+        state = host.state()
+        if sid in self.live:
+            state["history"] = host.tail(2 * host.warmup + 2)
+        return state
+
     def drop(self, sid: str) -> None:
         self.hosts.pop(sid, None)
         self.live.discard(sid)

@@ -15,9 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from raytrader import __version__
 from raytrader.orchestrator import metrics
-from raytrader.orchestrator.api import trading
+from raytrader.orchestrator.api import data, execution, portfolio, risk, strategy, trading
 from raytrader.orchestrator.api.deps import ERRORS, require_api_key
 from raytrader.orchestrator.config import SessionConfig
+from raytrader.orchestrator.control import FieldError
 from raytrader.orchestrator.runtime import init_ray, start_components
 from raytrader.orchestrator.sessions import SessionError, SessionManager
 from raytrader.settings import Settings
@@ -60,15 +61,24 @@ def create_app(
         title="raytrader",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(require_api_key)],
+        # Without a configured key the API is open, and its schema says so.
+        dependencies=[Depends(require_api_key)] if settings.api_key is not None else [],
         responses=ERRORS,
     )
     app.state.settings = settings
     app.include_router(trading.router)
+    for router in (execution, risk, portfolio, data, strategy):
+        app.include_router(router.router)
 
     @app.exception_handler(SessionError)
     async def session_error(_: Request, exc: SessionError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(FieldError)
+    async def field_error(_: Request, exc: FieldError) -> JSONResponse:
+        # A field that does not fit the session (an unknown symbol): named as pydantic would.
+        detail = [{"loc": list(exc.loc), "msg": exc.message, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -79,12 +89,17 @@ def create_app(
         ]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], openapi_extra={"security": []})
     async def health() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["operations"], responses={503: {"description": "Not ready"}})
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        responses={503: {"description": "Not ready"}},
+        openapi_extra={"security": []},
+    )
     async def ready(request: Request) -> JSONResponse:
         """Ray actors and the store are reachable."""
         mgr: SessionManager | None = getattr(request.app.state, "manager", None)

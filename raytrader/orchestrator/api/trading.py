@@ -94,7 +94,8 @@ async def equity(session_id: SessionId, mgr: Manager) -> list[dict[str, Any]]:
 async def events(
     session_id: SessionId,
     mgr: Manager,
-    last_event_id: Annotated[str | None, Header(pattern=r"^[0-9]+-[0-9]+$")] = None,
+    # At most 19 digits a part: event ids are pairs of unsigned 64-bit numbers.
+    last_event_id: Annotated[str | None, Header(pattern=r"^[0-9]{1,19}-[0-9]{1,19}$")] = None,
     follow: bool = True,
 ) -> EventSourceResponse:
     """Orders, fills, signals, equity and status events as server-sent events.
