@@ -192,7 +192,7 @@ class StrategyActor(_Component):
             assert config.symbols is not None
             host = AgentHost(agents, config.symbols)
             self.live.add(sid)
-            for ts, bars in (cp or {}).get("history") or []:
+            for ts, bars in ((cp or {}).get("agents") or {}).get("history") or []:
                 host.append(
                     pd.Timestamp(ts).to_pydatetime(), {s: tuple(b) for s, b in bars.items()}
                 )
