@@ -31,7 +31,12 @@ from raytrader.domain.codec import state_from_dict, to_dict
 from raytrader.orchestrator import metrics
 from raytrader.orchestrator.actors import SessionNotLoaded
 from raytrader.orchestrator.config import SessionConfig
-from raytrader.orchestrator.sessions import SessionError, SessionManager, SessionRun
+from raytrader.orchestrator.sessions import (
+    SessionError,
+    SessionManager,
+    SessionRun,
+    checkpoint_of,
+)
 from raytrader.portfolio.planner import marked_account
 from raytrader.portfolio.rebalancer import AccountView
 from raytrader.state.ledger import Ledger
@@ -166,15 +171,8 @@ async def _checkpoint(
     c, sid = mgr.c, run.id
     if book is None:
         book = await c.execution.snapshot.remote(sid)
-    # The driver's checkpoint format (SessionManager._conclude), at the last bar.
-    checkpoint = {
-        "bar": run.last_bar,
-        "ts": session_clock(run).isoformat(),
-        "symbols": list(run.symbols),
-        "pending": [(k, to_dict(s)) for k, s in run.pending],
-        "agents": await c.strategy.state.remote(sid),
-        "book": book,
-    }
+    agents = await c.strategy.state.remote(sid)
+    checkpoint = checkpoint_of(run, session_clock(run), agents, book)
     await c.state.commit.remote(sid, journal, [], checkpoint)
     run.book = book  # the driver checkpoints this copy until the book changes again
     run.since_checkpoint = 0

@@ -82,6 +82,23 @@ class SessionRun:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def checkpoint_of(
+    run: SessionRun,
+    ts: datetime | None,
+    agents: dict[str, Any] | None,
+    book: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The one checkpoint format: what a reload needs to resume ``run`` after its last bar."""
+    return {
+        "bar": run.last_bar,
+        "ts": ts.isoformat() if ts is not None else None,
+        "symbols": list(run.symbols),
+        "pending": [(k, to_dict(sg)) for k, sg in run.pending],
+        "agents": agents,
+        "book": book,
+    }
+
+
 class _BarWork:
     """One session's bar on its way through a tick."""
 
@@ -493,14 +510,7 @@ class SessionManager:
         if book is not None:
             run.book = book
         if book is not None or signals or run.since_checkpoint >= CHECKPOINT_EVERY:
-            checkpoint = {
-                "bar": i,
-                "ts": w.ts.isoformat(),
-                "symbols": list(run.symbols),
-                "pending": [(k, to_dict(sg)) for k, sg in run.pending],
-                "agents": agent_state,
-                "book": run.book,
-            }
+            checkpoint = checkpoint_of(run, w.ts, agent_state, run.book)
             run.since_checkpoint = 0
         return run.id, journal, events, checkpoint
 
@@ -527,14 +537,9 @@ class SessionManager:
         now = datetime.now(UTC)
         cancelled = await c.execution.stop.remote(sid, now)
         last = run.equity.get(run.last_bar)
-        final = {
-            "bar": run.last_bar,
-            "ts": last[0].isoformat() if last else None,
-            "symbols": list(run.symbols),
-            "pending": [],
-            "agents": None,
-            "book": await c.execution.snapshot.remote(sid),
-        }
+        run.pending = []
+        book = await c.execution.snapshot.remote(sid)
+        final = checkpoint_of(run, last[0] if last else None, None, book)
         events = [{"type": "order", **state_to_dict(st)} for st in cancelled]
         events.append({"type": "status", "status": "stopped", "reason": reason})
         await c.state.commit.remote(sid, self._journal_states(run, cancelled), events, final)
