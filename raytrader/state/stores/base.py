@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -236,6 +236,10 @@ class StateStore(Protocol):
 
     # Generic records (jobs, sweep trials)
     async def put_record(self, namespace: str, key: str, data: dict[str, Any]) -> None: ...
+
+    async def put_records(self, namespace: str, records: Mapping[str, dict[str, Any]]) -> None:
+        """Insert or replace many records at once: all are stored or, on bad input, none."""
+        ...
 
     async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None: ...
 

@@ -16,7 +16,7 @@ all keys of one session live in one slot):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -334,6 +334,16 @@ class RedisStore(StoreBase):
         text = dump_json(data, f"record {namespace}/{key}")
         self._check_open()
         await self._redis.hset(self._records_key(namespace), key, text)
+
+    async def put_records(self, namespace: str, records: Mapping[str, dict[str, Any]]) -> None:
+        check_name(namespace, "record namespace")
+        fields: dict[FieldT, EncodableT] = {
+            check_key(key, "record key"): dump_json(data, f"record {namespace}/{key}")
+            for key, data in records.items()
+        }
+        self._check_open()
+        if fields:
+            await self._redis.hset(self._records_key(namespace), mapping=fields)
 
     async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
         check_name(namespace, "record namespace")

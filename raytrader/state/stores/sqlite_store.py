@@ -18,7 +18,7 @@ import functools
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -401,6 +401,15 @@ class SqliteStore(StoreBase):
         text = dump_json(data, f"record {namespace}/{key}")
         await self._run(_put_record, namespace, key, text)
 
+    async def put_records(self, namespace: str, records: Mapping[str, dict[str, Any]]) -> None:
+        check_name(namespace, "record namespace")
+        rows = [
+            (namespace, check_key(key, "record key"), dump_json(data, f"record {namespace}/{key}"))
+            for key, data in records.items()
+        ]
+        if rows:
+            await self._run(_put_records, rows)
+
     async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
         check_name(namespace, "record namespace")
         check_key(key, "record key")
@@ -569,6 +578,15 @@ def _put_record(conn: sqlite3.Connection, namespace: str, key: str, text: str) -
         " ON CONFLICT (namespace, key) DO UPDATE SET data = excluded.data",
         (namespace, key, text),
     )
+
+
+def _put_records(conn: sqlite3.Connection, rows: list[tuple[str, str, str]]) -> None:
+    with _transaction(conn):
+        conn.executemany(
+            "INSERT INTO records (namespace, key, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (namespace, key) DO UPDATE SET data = excluded.data",
+            rows,
+        )
 
 
 def _get_record(conn: sqlite3.Connection, namespace: str, key: str) -> str | None:

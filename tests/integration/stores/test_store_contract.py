@@ -440,6 +440,22 @@ class TestRecords:
         assert list(await store.list_records("jobs")) == ["j2"]
         assert await store.get_record("trials", "j1") == {"sharpe": 1.5}
 
+    async def test_put_records_in_one_batch(self, store: StateStore) -> None:
+        await store.put_record("trials", "t0", {"v": 0})
+        await store.put_records("trials", {f"t{i}": {"v": i * 10} for i in range(200)})
+        await store.put_records("trials", {})
+
+        listed = await store.list_records("trials")
+        assert len(listed) == 200
+        assert listed["t0"] == {"v": 0}
+        assert listed["t199"] == {"v": 1990}
+
+        with pytest.raises(ValueError, match="record trials/bad is not JSON-serializable"):
+            await store.put_records("trials", {"t500": {"v": 1}, "bad": {"fn": print}})
+        with pytest.raises(ValueError, match="record key"):
+            await store.put_records("trials", {"": {"v": 1}})
+        assert "t500" not in await store.list_records("trials")
+
     async def test_bad_record_input_raises_value_error(self, store: StateStore) -> None:
         await store.put_record("jobs", "j1", {"ok": True})
 
