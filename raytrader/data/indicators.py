@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from raytrader.data._linear import linear_recursion as _linear_recursion
+from raytrader.data.indicator_cache import memoized
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -165,6 +166,7 @@ def _wilder(values: FloatArray, n: int, seed: float) -> FloatArray:
 # ---------------------------------------------------------------------------------------------
 
 
+@memoized
 def sma(x: npt.ArrayLike, n: int) -> FloatArray:
     """Simple moving average over ``n`` bars (TA-Lib ``SMA``)."""
     _check_period(n)
@@ -179,6 +181,7 @@ def sma(x: npt.ArrayLike, n: int) -> FloatArray:
     return _over_valid(core, arr)[0]
 
 
+@memoized
 def ema(x: npt.ArrayLike, n: int) -> FloatArray:
     """Exponential moving average, ``k = 2 / (n + 1)``, seeded with the SMA of the first ``n``."""
     _check_period(n)
@@ -186,6 +189,7 @@ def ema(x: npt.ArrayLike, n: int) -> FloatArray:
     return _over_valid(lambda v: (_ema_core(v, n, 2.0 / (n + 1)),), arr)[0]
 
 
+@memoized
 def rsi(close: npt.ArrayLike, n: int = 14) -> FloatArray:
     """Wilder's relative strength index (TA-Lib ``RSI``: first value at bar ``n``)."""
     _check_period(n)
@@ -215,6 +219,7 @@ def rsi(close: npt.ArrayLike, n: int = 14) -> FloatArray:
     return _over_valid(core, arr)[0]
 
 
+@memoized
 def macd(
     close: npt.ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -251,6 +256,7 @@ def macd(
     return line, sig, hist
 
 
+@memoized
 def true_range(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> FloatArray:
     """True range (TA-Lib ``TRANGE``): NaN on the first bar, which has no previous close."""
     h, lo, c = _as_float(high, "high"), _as_float(low, "low"), _as_float(close, "close")
@@ -266,6 +272,7 @@ def true_range(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) ->
     return _over_valid(core, h, lo, c)[0]
 
 
+@memoized
 def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int = 14) -> FloatArray:
     """Average true range, Wilder-smoothed, seeded with the mean of the first ``n`` true ranges
     (TA-Lib ``ATR``: first value at bar ``n``)."""
@@ -287,6 +294,7 @@ def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int = 
     return _over_valid(core, h, lo, c)[0]
 
 
+@memoized
 def bollinger(
     close: npt.ArrayLike, n: int = 20, k: float = 2.0
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -311,6 +319,7 @@ def bollinger(
     return upper, middle, lower
 
 
+@memoized
 def exp_regression_momentum(
     close: npt.ArrayLike, n: int = 90, periods_per_year: float = 252
 ) -> FloatArray:

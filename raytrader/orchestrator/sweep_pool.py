@@ -1,0 +1,82 @@
+"""Ray workers that run sweep trials: long-lived actors, one per CPU they are given.
+
+The market data reaches a worker as an object-store reference (``ray.put`` once per sweep);
+the worker resolves it once and keeps a ``TrialRunner`` per data set and setup, so indicators
+and compiled code are reused across chunks and sweeps. A worker keeps at most a few runners,
+so its memory stays bounded whatever the number of trials.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ray
+
+from raytrader.backtesting.trials import TrialRunner, TrialSetup
+
+_RUNNERS_KEPT = 2
+
+
+@ray.remote(num_cpus=1, max_restarts=-1)
+class SweepWorker:
+    def __init__(self) -> None:
+        self._runners: OrderedDict[tuple[str, TrialSetup], TrialRunner] = OrderedDict()
+        self._node = ray.get_runtime_context().get_node_id()
+
+    def _runner(self, data_ref: list[ray.ObjectRef[Any]], setup: TrialSetup) -> TrialRunner:
+        key = (data_ref[0].hex(), setup)
+        runner = self._runners.get(key)
+        if runner is None:
+            runner = TrialRunner(ray.get(data_ref[0]), setup)
+            self._runners[key] = runner
+            while len(self._runners) > _RUNNERS_KEPT:
+                self._runners.popitem(last=False)
+        self._runners.move_to_end(key)
+        return runner
+
+    def run(
+        self,
+        data_ref: list[ray.ObjectRef[Any]],  # in a list so Ray passes the reference, not the data
+        setup: TrialSetup,
+        chunk: Sequence[Mapping[str, Any]],
+    ) -> list[dict[str, Any]]:
+        runner = self._runner(data_ref, setup)
+        records = [runner.evaluate(params) for params in chunk]
+        for rec in records:
+            rec["node"] = self._node
+            rec["pid"] = os.getpid()
+        return records
+
+    def ping(self) -> str:
+        return self._node
+
+
+class SweepPool:
+    """``size`` workers spread over the cluster's nodes; reused by every sweep of a process."""
+
+    def __init__(self, size: int | None = None) -> None:
+        if size is None:
+            size = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+        self.size = size
+        self.workers = [
+            SweepWorker.options(scheduling_strategy="SPREAD").remote()  # type: ignore[attr-defined]
+            for _ in range(size)
+        ]
+
+    async def ready(self) -> list[str]:
+        """Wait until every worker runs; their node ids."""
+        return list(await _gather([w.ping.remote() for w in self.workers]))
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            ray.kill(w)
+        self.workers = []
+
+
+async def _gather(refs: list[ray.ObjectRef[Any]]) -> list[Any]:
+    import asyncio
+
+    return list(await asyncio.gather(*refs))

@@ -1,0 +1,292 @@
+"""Run a sweep on Ray: data in the object store once, chunks of trials to a worker pool,
+records streamed into the state store as they finish, resumable by sweep id.
+
+Store layout: namespace ``sweeps`` holds one record per sweep (config, status, progress,
+best); ``sweep-trials:{id}`` holds one record per finished trial, keyed by ``trial_key``. A
+sweep started again with the same id (by default derived from its config) runs only the
+trials that are not recorded yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import ray
+import structlog
+
+from raytrader.backtesting.proposers import Proposer, make_proposer, objective_value
+from raytrader.backtesting.sweep_config import SweepConfig
+from raytrader.backtesting.sweep_report import best_record, ranked_table
+from raytrader.backtesting.trials import TrialSetup
+from raytrader.data.market_data import MarketData
+from raytrader.orchestrator.sweep_pool import SweepPool
+from raytrader.state.stores import StateStore
+
+log = structlog.get_logger(__name__)
+
+SWEEPS = "sweeps"
+_IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between chunks
+
+
+def trials_namespace(sweep_id: str) -> str:
+    return f"sweep-trials:{sweep_id}"
+
+
+def config_digest(config: SweepConfig) -> str:
+    """What identifies the trials of a config: everything but how they are scheduled."""
+    text = config.model_dump_json(exclude={"workers", "chunk_size", "name"})
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def default_sweep_id(config: SweepConfig) -> str:
+    return f"{config.name}-{config_digest(config)}"
+
+
+class SweepConflict(ValueError):
+    """A sweep with this id exists and was made from another config."""
+
+
+class SweepCancelled(Exception):
+    pass
+
+
+@dataclass
+class SweepProgress:
+    sweep_id: str
+    done: int
+    total: int
+    resumed: int  # trials found recorded when the sweep started
+    elapsed: float
+    best: dict[str, Any] | None
+
+    @property
+    def trials_per_s(self) -> float:
+        ran = self.done - self.resumed
+        return ran / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.trials_per_s
+        return (self.total - self.done) / rate if rate > 0 else None
+
+
+@dataclass
+class SweepOutcome:
+    sweep_id: str
+    config: SweepConfig
+    table: pd.DataFrame
+    best: dict[str, Any] | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _setup(config: SweepConfig) -> TrialSetup:
+    return TrialSetup(
+        agent=config.agent,
+        initial_cash=config.initial_cash,
+        broker=config.broker,
+        portfolio=config.portfolio,
+        periods_per_year=config.periods_per_year,
+        engine=config.engine,
+    )
+
+
+def _chunk_size(config: SweepConfig, todo: int, workers: int) -> int:
+    if config.chunk_size is not None:
+        return config.chunk_size
+    if config.search.method == "optuna":  # TPE learns from every answer: keep batches small
+        return max(1, min(8, todo // (workers * 8)))
+    # ~8 chunks per worker balances the load; 256 bounds the latency of a progress update.
+    return max(1, min(256, todo // (workers * 8)))
+
+
+class SweepRunner:
+    """Runs one sweep; ``run`` returns the ranked outcome (or raises ``SweepCancelled``)."""
+
+    def __init__(
+        self,
+        config: SweepConfig,
+        store: StateStore,
+        pool: SweepPool,
+        *,
+        sweep_id: str | None = None,
+        data: MarketData | None = None,
+        on_progress: Callable[[SweepProgress], None] | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.pool = pool
+        self.sweep_id = sweep_id or default_sweep_id(config)
+        self.data = data
+        self.on_progress = on_progress
+        self.cancel = cancel or asyncio.Event()
+        self.names = list(config.space)
+        self._best: dict[str, Any] | None = None
+
+    async def _load_done(self) -> dict[str, dict[str, Any]]:
+        digest = config_digest(self.config)
+        existing = await self.store.get_record(SWEEPS, self.sweep_id)
+        if existing is not None and existing.get("digest") != digest:
+            raise SweepConflict(
+                f"sweep {self.sweep_id!r} exists with another config; pick another id "
+                "or delete it first"
+            )
+        return await self.store.list_records(trials_namespace(self.sweep_id))
+
+    async def _put_status(self, status: str, **extra: Any) -> None:
+        record = await self.store.get_record(SWEEPS, self.sweep_id) or {
+            "id": self.sweep_id,
+            "name": self.config.name,
+            "digest": config_digest(self.config),
+            "config": self.config.model_dump(mode="json"),
+            "created": _now(),
+        }
+        record.update(status=status, updated=_now(), **extra)
+        await self.store.put_record(SWEEPS, self.sweep_id, record)
+
+    def _update_best(self, records: list[dict[str, Any]]) -> None:
+        sign = 1.0 if self.config.direction == "maximize" else -1.0
+        for rec in records:
+            value = objective_value(rec, self.config.objective)
+            if value is None:
+                continue
+            if self._best is None or sign * value > sign * self._best["value"]:
+                self._best = {
+                    "key": rec["key"],
+                    "params": {n: rec["params"][n] for n in self.names},
+                    "objective": self.config.objective,
+                    "value": value,
+                }
+
+    async def run(self) -> SweepOutcome:
+        cfg = self.config
+        done = await self._load_done()
+        space = cfg.search_space()
+        proposer: Proposer = make_proposer(
+            space, cfg.search.method, cfg.search.n_trials, cfg.search.seed, cfg.objective,
+            cfg.direction,
+        )  # fmt: skip
+        proposer.resume(done)
+        resumed = len(done)
+        self._update_best(list(done.values()))
+        total = max(proposer.total, resumed)
+        await self._put_status("running", done=resumed, total=total, best=self._best)
+        log.info("sweep started", sweep=self.sweep_id, total=total, resumed=resumed)
+
+        data = self.data if self.data is not None else cfg.data.load()
+        data_ref = [ray.put(data)]  # once; every worker reads the same object
+        del data
+        setup = _setup(cfg)
+        workers = self.pool.workers[: cfg.workers or self.pool.size]
+        chunk = _chunk_size(cfg, total - resumed, len(workers))
+        t0 = time.perf_counter()
+        pending: dict[asyncio.Future[Any], tuple[int, ray.ObjectRef[Any]]] = {}
+        busy = [0] * len(workers)
+        n_done = resumed
+        last_status = 0.0
+
+        def progress() -> SweepProgress:
+            return SweepProgress(
+                self.sweep_id, n_done, total, resumed, time.perf_counter() - t0, self._best
+            )
+
+        cancelled = asyncio.ensure_future(self.cancel.wait())
+        try:
+            while True:
+                for w, worker in enumerate(workers):
+                    while busy[w] < _IN_FLIGHT_PER_WORKER:
+                        batch = proposer.next_batch(chunk)
+                        if not batch:
+                            break
+                        ref = worker.run.remote(data_ref, setup, batch)
+                        pending[asyncio.ensure_future(_await(ref))] = (w, ref)
+                        busy[w] += 1
+                if not pending:
+                    break
+                finished, _ = await asyncio.wait(
+                    [*pending, cancelled],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if self.cancel.is_set():
+                    raise SweepCancelled(self.sweep_id)
+                for fut in finished:
+                    if fut not in pending:
+                        continue
+                    busy[pending.pop(fut)[0]] -= 1
+                    records: list[dict[str, Any]] = fut.result()
+                    await self.store.put_records(
+                        trials_namespace(self.sweep_id), {r["key"]: r for r in records}
+                    )
+                    proposer.tell(records)
+                    self._update_best(records)
+                    n_done += len(records)
+                    total = max(total, n_done)
+                if time.perf_counter() - last_status > 1.0:
+                    last_status = time.perf_counter()
+                    await self._put_status("running", done=n_done, total=total, best=self._best)
+                if self.on_progress is not None:
+                    self.on_progress(progress())
+        except SweepCancelled:
+            await self._cancel_pending(pending)
+            await self._put_status("cancelled", done=n_done, total=total, best=self._best)
+            raise
+        except BaseException as exc:
+            await self._cancel_pending(pending)
+            await self._put_status(
+                "failed", done=n_done, total=total, best=self._best, error=str(exc)[:2000]
+            )
+            raise
+        finally:
+            cancelled.cancel()
+
+        stored = await self.store.list_records(trials_namespace(self.sweep_id))
+        table = ranked_table(stored.values(), self.names, cfg.objective, cfg.direction)
+        best = best_record(table, self.names, cfg.objective)
+        elapsed = time.perf_counter() - t0
+        summary = {
+            "id": self.sweep_id,
+            "trials": len(table),
+            "ran": n_done - resumed,
+            "resumed": resumed,
+            "skipped_by_schema": space.skipped,
+            "seconds": elapsed,
+            "trials_per_s": (n_done - resumed) / elapsed if elapsed > 0 else None,
+            "workers": len(workers),
+            "chunk_size": chunk,
+            "engines": _counts(table, "engine"),
+            "nodes": _counts(table, "node"),
+        }
+        await self._put_status(
+            "done", done=len(table), total=len(table), best=best, summary=summary
+        )
+        log.info("sweep done", sweep=self.sweep_id, trials=len(table), seconds=round(elapsed, 2))
+        return SweepOutcome(self.sweep_id, cfg, table, best, summary)
+
+    async def _cancel_pending(
+        self, pending: Mapping[asyncio.Future[Any], tuple[int, ray.ObjectRef[Any]]]
+    ) -> None:
+        for fut, (_, ref) in pending.items():
+            ray.cancel(ref)  # queued chunks are dropped; a running one finishes its few trials
+            fut.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _await(ref: ray.ObjectRef[Any]) -> Any:
+    return await ref
+
+
+def _counts(table: pd.DataFrame, column: str) -> dict[str, int]:
+    if column not in table:
+        return {}
+    return {str(k): int(v) for k, v in table[column].value_counts().items()}
