@@ -1,4 +1,4 @@
-"""Command line: ``raytrader backtest | demo | agents``."""
+"""Command line: ``raytrader backtest | sweep | demo | serve | agents``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from raytrader.backtesting.config import AgentSpec, BacktestConfig, ConfigError,
 from raytrader.backtesting.report import write_run
 from raytrader.backtesting.result import BacktestResult
 from raytrader.backtesting.runner import run_backtest
+from raytrader.cli_sweep import sweep
 from raytrader.data.spec import DataSpec
 from raytrader.execution.costs import CommissionModel, SlippageModel
 from raytrader.execution.paper_broker import PaperBrokerConfig
@@ -188,6 +189,9 @@ def agents(
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")
+
+
+app.command()(sweep)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,18 @@ def best_record(table: pd.DataFrame, names: Sequence[str], objective: str) -> di
     }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and numpy scalars as Python ones (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    value = _plain(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
@@ -96,8 +108,8 @@ def write_sweep(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(config.model_dump_json(indent=2))
     table.to_parquet(folder / "trials.parquet", index=False)
-    (folder / "best.json").write_text(json.dumps(best, indent=2))
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (folder / "best.json").write_text(json.dumps(json_safe(best), indent=2))
+    (folder / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, default=str))
     numeric = [
         n
         for n in config.space

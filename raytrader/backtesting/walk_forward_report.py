@@ -4,10 +4,12 @@ out-of-sample degradation and the stability of the chosen parameters.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -162,3 +164,52 @@ def parameter_stability(
         else:
             out[name] = ParameterStability(None, None, None, modal, share)
     return out
+
+
+def plot_walk_forward(
+    equity: pd.Series, test_starts: Sequence[pd.Timestamp], path: Path, title: str = ""
+) -> None:
+    """The stitched out-of-sample equity above its drawdown, test windows marked; one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window
+    import matplotlib.pyplot as plt
+
+    drawdown = equity / equity.cummax() - 1.0
+    fig, (ax_eq, ax_dd) = plt.subplots(
+        2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax_eq.plot(equity.index, equity.to_numpy(), lw=1.0, color="tab:blue")
+    for ts in test_starts:
+        ax_eq.axvline(ts, color="grey", lw=0.8, ls="--")
+    ax_eq.set_ylabel("out-of-sample equity")
+    ax_eq.set_title(title)
+    ax_eq.grid(alpha=0.3)
+    ax_dd.fill_between(drawdown.index, drawdown.to_numpy() * 100, 0, color="tab:red", alpha=0.4)
+    ax_dd.set_ylabel("drawdown %")
+    ax_dd.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_walk_forward(
+    folder: Path,
+    config_json: str,
+    windows_frame: pd.DataFrame,
+    equity: pd.Series,
+    summary: Mapping[str, Any],
+) -> Path:
+    """config.json, windows.parquet, oos_equity.parquet, summary.json and walk_forward.png."""
+    from raytrader.backtesting.sweep_report import json_safe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(config_json)
+    frame = windows_frame.copy()
+    frame["params"] = frame["params"].map(lambda p: json.dumps(json_safe(p)))
+    frame.to_parquet(folder / "windows.parquet", index=False)
+    equity.to_frame("equity").to_parquet(folder / "oos_equity.parquet")
+    (folder / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
+    starts = pd.to_datetime(windows_frame["test_start"]).tolist()
+    plot_walk_forward(equity, starts, folder / "walk_forward.png", "walk-forward (out of sample)")
+    return folder

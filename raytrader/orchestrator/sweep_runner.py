@@ -23,7 +23,7 @@ import structlog
 
 from raytrader.backtesting.proposers import Proposer, make_proposer, objective_value
 from raytrader.backtesting.sweep_config import SweepConfig
-from raytrader.backtesting.sweep_report import best_record, ranked_table
+from raytrader.backtesting.sweep_report import best_record, json_safe, ranked_table
 from raytrader.backtesting.trials import TrialSetup
 from raytrader.data.market_data import MarketData
 from raytrader.orchestrator.sweep_pool import SweepPool
@@ -90,7 +90,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _setup(config: SweepConfig) -> TrialSetup:
+def trial_setup(config: SweepConfig) -> TrialSetup:
     return TrialSetup(
         agent=config.agent,
         initial_cash=config.initial_cash,
@@ -153,7 +153,7 @@ class SweepRunner:
             "created": _now(),
         }
         record.update(status=status, updated=_now(), **extra)
-        await self.store.put_record(SWEEPS, self.sweep_id, record)
+        await self.store.put_record(SWEEPS, self.sweep_id, json_safe(record))
 
     def _update_best(self, records: list[dict[str, Any]]) -> None:
         sign = 1.0 if self.config.direction == "maximize" else -1.0
@@ -187,7 +187,7 @@ class SweepRunner:
         data = self.data if self.data is not None else cfg.data.load()
         data_ref = [ray.put(data)]  # once; every worker reads the same object
         del data
-        setup = _setup(cfg)
+        setup = trial_setup(cfg)
         workers = self.pool.workers[: cfg.workers or self.pool.size]
         chunk = _chunk_size(cfg, total - resumed, len(workers))
         t0 = time.perf_counter()
