@@ -23,9 +23,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    # "local" always starts an embedded runtime: without it Ray would join whatever cluster
+    # the last `ray start` on this machine left behind.
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     kwargs: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False}
-    if address is None:
+    if address == "local":
         # Stay on loopback: an embedded runtime has no business on the network.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
