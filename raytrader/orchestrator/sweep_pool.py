@@ -55,15 +55,16 @@ class SweepWorker:
 
 
 class SweepPool:
-    """``size`` workers spread over the cluster's nodes; reused by every sweep of a process."""
+    """``size`` workers (at most one per CPU of the cluster) spread over its nodes; reused by
+    every sweep of a process."""
 
     def __init__(self, size: int | None = None) -> None:
-        if size is None:
-            size = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-        self.size = size
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+        # A worker holds a CPU: more workers than CPUs would wait forever to be placed.
+        self.size = min(size or cpus, cpus)
         self.workers = [
             SweepWorker.options(scheduling_strategy="SPREAD").remote()  # type: ignore[attr-defined]
-            for _ in range(size)
+            for _ in range(self.size)
         ]
 
     async def ready(self) -> list[str]:
