@@ -101,13 +101,17 @@ def trial_setup(config: SweepConfig) -> TrialSetup:
     )
 
 
-def _chunk_size(config: SweepConfig, todo: int, workers: int) -> int:
+def _chunk_size(config: SweepConfig, left: int, workers: int) -> int:
+    """Trials in the next chunk: ``chunk_size`` if set, else guided by what is left.
+
+    Chunks shrink as the sweep nears its end (a share of the trials left per worker), so the
+    workers finish together instead of one waiting on the other's last big chunk; the cap
+    bounds the latency of progress updates (and for Optuna, keeps TPE learning from answers).
+    """
     if config.chunk_size is not None:
         return config.chunk_size
-    if config.search.method == "optuna":  # TPE learns from every answer: keep batches small
-        return max(1, min(8, todo // (workers * 8)))
-    # ~8 chunks per worker balances the load; 256 bounds the latency of a progress update.
-    return max(1, min(256, todo // (workers * 8)))
+    cap = 8 if config.search.method == "optuna" else 256
+    return max(1, min(cap, left // (workers * 3)))
 
 
 class SweepRunner:
@@ -189,11 +193,12 @@ class SweepRunner:
         del data
         setup = trial_setup(cfg)
         workers = self.pool.workers[: cfg.workers or self.pool.size]
-        chunk = _chunk_size(cfg, total - resumed, len(workers))
+        submitted = chunks = 0
         t0 = time.perf_counter()
         pending: dict[asyncio.Future[Any], tuple[int, ray.ObjectRef[Any]]] = {}
         busy = [0] * len(workers)
         n_done = resumed
+        trial_seconds = 0.0  # inside the trials; the rest of the workers' time is overhead
         last_status = 0.0
 
         def progress() -> SweepProgress:
@@ -206,12 +211,15 @@ class SweepRunner:
             while True:
                 for w, worker in enumerate(workers):
                     while busy[w] < _IN_FLIGHT_PER_WORKER:
+                        chunk = _chunk_size(cfg, total - resumed - submitted, len(workers))
                         batch = proposer.next_batch(chunk)
                         if not batch:
                             break
+                        submitted += len(batch)
                         ref = worker.run.remote(data_ref, setup, batch)
                         pending[asyncio.ensure_future(_await(ref))] = (w, ref)
                         busy[w] += 1
+                        chunks += 1
                 if not pending:
                     break
                 finished, _ = await asyncio.wait(
@@ -231,6 +239,7 @@ class SweepRunner:
                     proposer.tell(records)
                     self._update_best(records)
                     n_done += len(records)
+                    trial_seconds += sum(r["seconds"] for r in records)
                     total = max(total, n_done)
                 if time.perf_counter() - last_status > 1.0:
                     last_status = time.perf_counter()
@@ -254,16 +263,21 @@ class SweepRunner:
         table = ranked_table(stored.values(), self.names, cfg.objective, cfg.direction)
         best = best_record(table, self.names, cfg.objective)
         elapsed = time.perf_counter() - t0
+        ran = n_done - resumed
         summary = {
             "id": self.sweep_id,
             "trials": len(table),
-            "ran": n_done - resumed,
+            "ran": ran,
             "resumed": resumed,
             "skipped_by_schema": space.skipped,
             "seconds": elapsed,
-            "trials_per_s": (n_done - resumed) / elapsed if elapsed > 0 else None,
+            "trials_per_s": ran / elapsed if elapsed > 0 else None,
             "workers": len(workers),
-            "chunk_size": chunk,
+            "chunks": chunks,
+            # Worker time not spent in a trial (dispatch, transfer, idling), per trial run.
+            "overhead_ms_per_trial": (
+                max(0.0, elapsed * len(workers) - trial_seconds) / ran * 1e3 if ran else None
+            ),
             "engines": _counts(table, "engine"),
             "nodes": _counts(table, "node"),
         }
