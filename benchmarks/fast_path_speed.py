@@ -8,6 +8,8 @@ all-in at bar t+1's open; crosses below -> sell all; 0.1 % commission each side,
 Timed, each as the median of ``--repeats`` interleaved runs after a warm-up:
 
 - ``fast path, end to end``: ``run_fast(data, agent, ...)``, the agent's indicators included;
+- ``fast path, end to end + metrics``: the same, then ``.metrics()`` (what a parameter sweep
+  calls for each point);
 - ``fast path, events given``: ``run_events(data, events, ...)`` (checks, kernel, result frames);
 - ``fast path, kernel only``: the compiled ``simulate`` on the arrays;
 - ``agent.target_events``: the indicators and events alone (for the breakdown);
@@ -215,6 +217,9 @@ def main() -> int:
 
     runs: dict[str, Callable[[], Any]] = {
         "fast path, end to end": lambda: run_fast(data, sma_agent(), CASH, BROKER, PORTFOLIO),
+        "fast path, end to end + metrics": lambda: run_fast(
+            data, sma_agent(), CASH, BROKER, PORTFOLIO
+        ).metrics(),
         "fast path, events given": lambda: run_events(data, events, CASH, BROKER, PORTFOLIO),
         "fast path, kernel only": lambda: simulate(
             o, c, tg, hd, CASH, 0.0, BPS, 0.0, 1.0, 0.0, 1.0, 1.0, False

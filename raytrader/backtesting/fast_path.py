@@ -33,6 +33,7 @@ is not vectorizable or whose events are not weight targets for market orders.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -48,7 +49,7 @@ from raytrader.domain import Fill, OrderType, Side
 from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
 from raytrader.state.ledger import Ledger, Trade
-from raytrader.state.metrics import Metrics, compute_metrics, periods_per_year
+from raytrader.state.metrics import Metrics, TradeStats, compute_metrics, periods_per_year
 
 #: Layout of ``Agent.target_events``: the target weight (NaN: no signal) and the sign the
 #: position must have for the signal to be emitted (0: any).
@@ -388,7 +389,82 @@ def simulate(
     )
 
 
+@_jit
+def round_trip_stats(
+    side: npt.NDArray[np.int8], quantity: FloatArray, price: FloatArray, commission: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """``pnl`` and ``return_pct`` of the round trips the fills of one symbol close.
+
+    The fills are arrays (side +1 buy / -1 sell, quantity, price, commission) in booking
+    order; the numbers are those of the ``Trade`` objects ``Ledger.apply_fill`` books from
+    them (no dividends or splits), with the ledger's float operations in the ledger's order.
+    """
+    n = side.shape[0]
+    pnl = np.empty(n)
+    ret = np.empty(n)
+    k = 0
+    qty = 0.0  # Position.quantity, Position.avg_cost
+    avg = 0.0
+    notional = 0.0  # the open trade (_OpenTrade): entry_notional, realized, commission
+    realized = 0.0
+    fees = 0.0
+    for i in range(n):
+        p, c = price[i], commission[i]
+        q = quantity[i] if side[i] > 0 else -quantity[i]
+        if qty == 0.0 or (qty > 0.0) == (q > 0.0):
+            # Opening or adding.
+            new_qty = qty + q
+            new_avg = p if qty == 0.0 else (qty * avg + q * p) / new_qty
+            if qty == 0.0:  # a flat position has no open trade: a new one starts
+                notional = realized = fees = 0.0
+            notional += abs(q) * p
+            fees += c
+        else:
+            remainder = qty + q
+            if abs(remainder) <= _DUST * abs(qty):
+                # Full close (_close, then _OpenTrade.to_trade).
+                realized += -q * p - qty * avg
+                fees += c
+                pnl[k] = realized - fees + 0.0 + 0.0  # + dividends + unrealized
+                ret[k] = pnl[k] / notional
+                k += 1
+                new_qty, new_avg = 0.0, 0.0
+            elif (remainder > 0.0) == (qty > 0.0):
+                # Partial reduction.
+                realized += -q * (p - avg)
+                fees += c
+                new_qty, new_avg = remainder, avg
+            else:
+                # Flip: close the old trade with its share of the commission, open the rest.
+                close_c = c * abs(qty) / abs(q)
+                realized += qty * (p - avg)
+                fees += close_c
+                pnl[k] = realized - fees + 0.0 + 0.0
+                ret[k] = pnl[k] / notional
+                k += 1
+                new_qty, new_avg = remainder, p
+                notional = abs(remainder) * p
+                realized = 0.0
+                fees = c - close_c
+        qty, avg = new_qty, new_avg
+    return pnl[:k].copy(), ret[:k].copy()
+
+
 # ----------------------------------------------------------------------------- the wrapper
+
+# periods_per_year of the last index it was asked for (a weak reference to the index, which is
+# immutable): a sweep runs thousands of backtests on the same data.
+_last_periods: tuple[weakref.ref[pd.DatetimeIndex], float] | None = None
+
+
+def _periods_per_year(index: pd.DatetimeIndex) -> float:
+    global _last_periods
+    last = _last_periods
+    if last is not None and last[0]() is index:
+        return last[1]
+    ppy = periods_per_year(index)
+    _last_periods = (weakref.ref(index), ppy)
+    return ppy
 
 
 @dataclass(eq=False)
@@ -398,25 +474,50 @@ class FastResult:
     ``fills`` has one row per fill: ``bar``, ``ts``, ``side`` (+1 buy, -1 sell), ``quantity``,
     ``price`` (after slippage) and ``commission``. ``equity`` and ``position`` are the values
     after every bar (cash + position x close, and the quantity held). ``n_trades`` counts
-    closed round trips (the engine's ``len(result.trades)``).
+    closed round trips (the engine's ``len(result.trades)``); ``trades()`` books them as
+    ``Trade`` objects, ``trade_stats()`` (what ``metrics()`` uses) only their pnl and return.
     """
 
     symbol: str
     initial_cash: float
     equity: pd.Series
     position: pd.Series
-    fills: pd.DataFrame
     n_trades: int
     final_equity: float
     _close: FloatArray = field(repr=False)
+    # The fills as the kernel returns them: bar, side, quantity, price, commission.
+    _fills: tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int8], FloatArray, FloatArray, FloatArray
+    ] = field(repr=False)
     _metrics: Metrics | None = field(default=None, repr=False)
+    _fill_frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        """The fills, one row each (built on first use: sweeps that want metrics skip it)."""
+        if self._fill_frame is None:
+            bars, side, qty, price, fee = self._fills
+            self._fill_frame = pd.DataFrame(
+                {
+                    "bar": bars,
+                    "ts": self.equity.index[bars],
+                    "side": side,
+                    "quantity": qty,
+                    "price": price,
+                    "commission": fee,
+                }
+            )
+        return self._fill_frame
 
     @property
     def gross_exposure(self) -> pd.Series:
         """|position x close| per bar, as ``BacktestResult.gross_exposure``."""
-        pos = self.position.to_numpy()
-        held = np.where(pos != 0.0, pos * self._close, 0.0)
-        return pd.Series(np.abs(held), index=self.equity.index, name="gross_exposure")
+        return pd.Series(self._gross(), index=self.equity.index, name="gross_exposure")
+
+    def _gross(self) -> FloatArray:
+        # The close is finite (the data were checked), so a flat bar gives |0 x close| = 0.
+        gross = self.position.to_numpy() * self._close
+        return np.abs(gross, out=gross)
 
     def trades(self) -> list[Trade]:
         """Closed round trips, booked by a ``Ledger`` replaying the fills (as in the engine)."""
@@ -434,19 +535,32 @@ class FastResult:
             ledger.apply_fill(Fill("fast", self.symbol, side_, qty, price, fee, ts.to_pydatetime()))
         return list(ledger.trades)
 
+    def trade_stats(self) -> TradeStats:
+        """``pnl`` and ``return_pct`` of the closed round trips, as ``trades()`` has them."""
+        _, side, qty, price, fee = self._fills
+        return TradeStats(*round_trip_stats(side, qty, price, fee))
+
     def metrics(self, periods: float | None = None) -> Metrics:
         """``BacktestResult.metrics`` of this run: the same inputs, so the same numbers."""
         if self._metrics is not None and periods is None:
             return self._metrics
-        ppy = periods or periods_per_year(pd.DatetimeIndex(self.equity.index))
-        f = self.fills
+        index = cast(pd.DatetimeIndex, self.equity.index)  # the data's
+        ppy = periods or _periods_per_year(index)
+        # BacktestResult.metrics: (gross_exposure / equity).fillna(0.0)
+        exposure = self._gross()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(exposure, self.equity.to_numpy(), out=exposure)
+        nan = np.isnan(exposure)
+        if nan.any():
+            exposure[nan] = 0.0
+        _, _, qty, price, _ = self._fills
         m = compute_metrics(
             self.equity,
-            self.trades(),
+            self.trade_stats(),
             periods_per_year=ppy,
-            exposure=(self.gross_exposure / self.equity).fillna(0.0),
+            exposure=pd.Series(exposure, index=index, copy=False),
             # The engine sums Fill.notional one fill after the other.
-            traded_notional=float(sum((f["quantity"] * f["price"]).tolist())),
+            traded_notional=float(sum((qty * price).tolist())),
         )
         if periods is None:
             self._metrics = m
@@ -458,6 +572,12 @@ def _first_bad_bar(
     open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
 ) -> tuple[int, int]:
     """First bar the engine would treat apart (no match or no mark) and how many there are."""
+    good = 0  # a first pass without early exits (twice as fast): are all bars good?
+    for i in range(open_.shape[0]):
+        o, c = open_[i], close[i]
+        good += (o > 0.0) & (o < np.inf) & (c > 0.0) & (c < np.inf) & (low[i] <= high[i])
+    if good == open_.shape[0]:
+        return -1, 0
     first, count = -1, 0
     for i in range(open_.shape[0]):
         o, c = open_[i], close[i]
@@ -470,6 +590,12 @@ def _first_bad_bar(
 
 @_jit
 def _first_bad_event(target: FloatArray, held: npt.NDArray[np.int8]) -> int:
+    bad = 0  # a first pass without early exits (ten times as fast): is any event bad?
+    for i in range(target.shape[0]):
+        t, h = target[i], held[i]
+        bad += ((t == np.inf) | (t == -np.inf)) | (h < -1) | (h > 1)
+    if bad == 0:
+        return -1
     for i in range(target.shape[0]):
         t, h = target[i], held[i]
         if (t == t and not -np.inf < t < np.inf) or not -1 <= h <= 1:
@@ -587,25 +713,15 @@ def run_events(
     )
     index = data.index
     symbol = data.symbols[0]
-    fills = pd.DataFrame(
-        {
-            "bar": bars,
-            "ts": index[bars],
-            "side": sides,
-            "quantity": qty,
-            "price": price,
-            "commission": fee,
-        }
-    )
     return FastResult(
         symbol=symbol,
         initial_cash=float(initial_cash),
         equity=pd.Series(equity, index=index, name="equity", copy=False),
         position=pd.Series(position, index=index, name=symbol, copy=False),
-        fills=fills,
         n_trades=int(n_trades),
         final_equity=float(equity[-1]) if len(equity) else float(initial_cash),
         _close=close,
+        _fills=(bars, sides, qty, price, fee),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from raytrader.state.ledger import Trade
 
 _DAY_NS = 86_400 * 10**9
+_NAT = np.iinfo(np.int64).min  # NaT in int64 nanoseconds
 
 # Spread (std or downside deviation) below this fraction of the largest bar return is zero.
 _ZERO_SPREAD = 1e-9
@@ -32,6 +34,15 @@ _COARSE: tuple[tuple[float, float, float], ...] = (
     (88.0, 93.0, 4.0),  # quarterly
     (360.0, 370.0, 1.0),  # yearly
 )
+
+
+def _distinct_sorted(ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``np.unique(ns)`` (maybe ``ns`` itself), at a fraction of its cost on sorted data."""
+    if len(ns) < 2 or bool((ns[1:] > ns[:-1]).all()):
+        return ns
+    if not bool((ns[1:] >= ns[:-1]).all()):
+        ns = np.sort(ns)
+    return ns[np.concatenate(([True], ns[1:] != ns[:-1]))]
 
 
 def periods_per_year(index: pd.DatetimeIndex, trading_days: int = 252) -> float:
@@ -51,14 +62,23 @@ def periods_per_year(index: pd.DatetimeIndex, trading_days: int = 252) -> float:
     """
     if len(index) < 2:
         return float(trading_days)
-    local = index.tz_localize(None) if index.tz is not None else index
-    ns = np.unique(local.as_unit("ns").asi8)  # sorted, distinct
+    tz = index.tz
+    # Wall-clock time; a zone fixed at UTC (the usual case) has it already.
+    local = index if tz is None or tz.utcoffset(None) == timedelta(0) else index.tz_localize(None)
+    ns = _distinct_sorted(local.as_unit("ns").asi8)
     if len(ns) < 2:
         return float(trading_days)
-    spacing = float(np.median(np.diff(ns)))
-    weekends = bool((local.dayofweek >= 5).any())
+    steps = np.diff(ns)
+    shortest = int(steps.min())
+    # A regular grid is its own median (np.median of equal values is that value).
+    spacing = float(shortest) if shortest == int(steps.max()) else float(np.median(steps))
+    day = ns // _DAY_NS  # the calendar day of each timestamp, sorted
+    first = np.flatnonzero(np.concatenate(([True], day[1:] != day[:-1])))  # of each day
+    days_seen = day[first[1:]] if ns[0] == _NAT else day[first]  # NaT falls on no day
+    # Day 0 (1970-01-01) was a Thursday: the weekday (Monday 0) is (day + 3) % 7.
+    weekends = bool(((days_seen + 3) % 7 >= 5).any())
     if spacing < _DAY_NS:
-        _, per_day = np.unique(ns // _DAY_NS, return_counts=True)
+        per_day = np.diff(np.append(first, len(day)))
         if weekends or per_day.max() * spacing >= _DAY_NS:
             return 365.0 * _DAY_NS / spacing
         return float(trading_days) * float(np.median(per_day))
@@ -106,9 +126,38 @@ class Metrics(BaseModel):
         return self.model_dump()
 
 
+@dataclass(frozen=True, slots=True)
+class TradeStats:
+    """The ``pnl`` and ``return_pct`` of closed trades as float64 arrays, one entry per trade.
+
+    All ``compute_metrics`` needs of the trades; ``of`` takes them from ``Trade`` objects.
+    """
+
+    pnl: npt.NDArray[np.float64]
+    return_pct: npt.NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        pnl = np.asarray(self.pnl, dtype=np.float64)
+        return_pct = np.asarray(self.return_pct, dtype=np.float64)
+        if pnl.ndim != 1 or pnl.shape != return_pct.shape:
+            raise ValueError(
+                f"TradeStats: pnl and return_pct need one value per trade, "
+                f"got shapes {pnl.shape} and {return_pct.shape}"
+            )
+        object.__setattr__(self, "pnl", pnl)
+        object.__setattr__(self, "return_pct", return_pct)
+
+    @classmethod
+    def of(cls, trades: Sequence[Trade]) -> TradeStats:
+        return cls(
+            np.array([t.pnl for t in trades], dtype=np.float64),
+            np.array([t.return_pct for t in trades], dtype=np.float64),
+        )
+
+
 def compute_metrics(
     equity: pd.Series,
-    trades: Sequence[Trade],
+    trades: Sequence[Trade] | TradeStats,
     *,
     periods_per_year: float,
     exposure: pd.Series | None = None,
@@ -137,6 +186,7 @@ def compute_metrics(
       the average equity is traded per year.
     - ``win_rate`` = trades with pnl > 0 / all trades (break-even trades count as not won).
       ``profit_factor`` = gross profit / gross loss (as quantstats on the trades' pnl).
+      ``trades`` are ``Trade`` objects or their ``TradeStats`` (the same numbers).
 
     Degenerate inputs answer numbers, not NaN: fewer than two returns give 0.0 for volatility,
     sharpe and sortino; a standard (downside) deviation of the excess returns below 1e-9 of
@@ -163,8 +213,12 @@ def compute_metrics(
     ppy = float(periods_per_year)
     n = len(values) - 1
     prev = values[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rets = np.where(prev > 0, values[1:] / prev - 1.0, 0.0)
+    if n == 0 or prev.min() > 0:
+        rets = values[1:] / prev
+        rets -= 1.0
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rets = np.where(prev > 0, values[1:] / prev - 1.0, 0.0)
 
     growth = float(values[-1] / values[0])
     total_return = growth - 1.0
@@ -172,28 +226,36 @@ def compute_metrics(
 
     volatility = sharpe = sortino = 0.0
     if n >= 2:
-        volatility = float(np.std(rets, ddof=1)) * math.sqrt(ppy)
+        std = float(np.std(rets, ddof=1))
+        volatility = std * math.sqrt(ppy)
         rf = (1.0 + risk_free) ** (1.0 / ppy) - 1.0
-        excess = rets - rf
+        excess = rets - rf if rf != 0.0 else rets  # r - 0.0 is r
         mean = float(np.mean(excess))
         # A spread that is float residue (constant returns: 1.01 ** k is not exactly geometric)
         # counts as zero; dividing by it would give ratios of 1e15.
-        floor = _ZERO_SPREAD * float(np.abs(excess).max())
-        std = float(np.std(excess, ddof=1))
+        floor = _ZERO_SPREAD * max(float(excess.max()), -float(excess.min()))
+        if rf != 0.0:
+            std = float(np.std(excess, ddof=1))
         if std > floor:
             sharpe = mean / std * math.sqrt(ppy)
-        downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2)))
+        down = np.minimum(excess, 0.0)
+        downside = math.sqrt(float(np.mean(np.square(down, out=down))))
         if downside > floor:
             sortino = mean * ppy / (downside * math.sqrt(ppy))
 
-    drawdown = values / np.maximum.accumulate(values) - 1.0
+    # Equity / running peak - 1, in place (fmax: the running maximum of finite values, faster
+    # than np.maximum's).
+    drawdown = np.fmax.accumulate(values)
+    np.divide(values, drawdown, out=drawdown)
+    drawdown -= 1.0
     max_drawdown = float(drawdown.min())
     calmar = cagr / abs(max_drawdown) if max_drawdown < 0.0 else 0.0
     dd_bars, dd_duration = _drawdown_durations(drawdown, equity.index)
 
     exposure_time = avg_exposure = math.nan
     if exposure is not None:
-        gross = np.abs(np.nan_to_num(exposure.to_numpy(dtype=np.float64)))
+        gross = exposure.to_numpy(dtype=np.float64)
+        gross = np.abs(gross if np.isfinite(gross).all() else np.nan_to_num(gross))
         exposure_time = float((gross > 0.0).mean()) if len(gross) else 0.0
         avg_exposure = float(gross.mean()) if len(gross) else 0.0
 
@@ -201,13 +263,14 @@ def compute_metrics(
     mean_equity = float(values.mean())
     turnover = traded_notional / mean_equity / years if years > 0 and mean_equity > 0 else 0.0
 
-    pnls = np.array([t.pnl for t in trades], dtype=np.float64)
+    stats = trades if isinstance(trades, TradeStats) else TradeStats.of(trades)
+    pnls = stats.pnl
     win_rate = profit_factor = avg_trade_pnl = avg_trade_return = 0.0
     if len(pnls):
         win_rate = float((pnls > 0.0).mean())
         profit_factor = _profit_factor(pnls)
         avg_trade_pnl = float(pnls.mean())
-        avg_trade_return = float(np.mean([t.return_pct for t in trades]))
+        avg_trade_return = float(stats.return_pct.mean())
 
     return Metrics(
         start=equity.index[0].to_pydatetime(),
@@ -259,14 +322,15 @@ def _drawdown_durations(
     drawdown: npt.NDArray[np.float64], index: pd.DatetimeIndex
 ) -> tuple[int, timedelta]:
     """Longest underwater run in bars, and longest peak-to-recovery span in time."""
-    underwater = np.concatenate(([0], (drawdown < 0.0).astype(np.int8), [0]))
-    edges = np.diff(underwater)
-    starts = np.flatnonzero(edges == 1)  # first bar below the peak (never bar 0)
-    ends = np.flatnonzero(edges == -1)  # first bar back at the peak (exclusive end)
+    underwater = np.concatenate(([False], drawdown < 0.0, [False]))
+    # Runs start and end in turn: starts at the first bar below the peak (never bar 0), ends
+    # at the first bar back at the peak (exclusive end).
+    edges = np.flatnonzero(underwater[1:] != underwater[:-1])
+    starts, ends = edges[0::2], edges[1::2]
     if len(starts) == 0:
         return 0, timedelta(0)
     bars = int((ends - starts).max())
-    ns = index.as_unit("ns").asi8
+    ticks = index.asi8  # in the index's unit
     recovery = np.minimum(ends, len(drawdown) - 1)
-    span = int((ns[recovery] - ns[starts - 1]).max())
-    return bars, pd.Timedelta(span, unit="ns").to_pytimedelta()
+    span = int((ticks[recovery] - ticks[starts - 1]).max())
+    return bars, pd.Timedelta(span, unit=index.unit).to_pytimedelta()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,16 +18,18 @@ from raytrader.backtesting.fast_path import (
     EVENT_DTYPE,
     FastPathUnsupported,
     FastResult,
+    round_trip_stats,
     run_events,
     run_fast,
     unsupported_reason,
 )
 from raytrader.backtesting.result import BacktestResult
 from raytrader.data.market_data import MarketData
-from raytrader.domain import OrderStatus, OrderType, Side, Signal
+from raytrader.domain import Fill, OrderStatus, OrderType, Side, Signal
 from raytrader.execution import CommissionModel, PaperBrokerConfig, SlippageModel
 from raytrader.portfolio import PortfolioConfig
 from raytrader.risk import RiskLimits, SizingConfig
+from raytrader.state import Ledger, Trade, compute_metrics, periods_per_year
 
 Frame = Callable[..., pd.DataFrame]
 CASH = 100_000.0
@@ -66,6 +69,14 @@ def assert_same(engine: BacktestResult, fast: FastResult, data: MarketData) -> N
         fast.position.to_numpy(), engine.positions[data.symbols[0]].to_numpy()
     )
     assert fast.n_trades == len(engine.trades)
+    assert_same_trade_stats(fast, engine.trades)
+
+
+def assert_same_trade_stats(fast: FastResult, trades: Sequence[Trade]) -> None:
+    """The compiled round trips have the ledger's pnl and return_pct, bit for bit."""
+    stats = fast.trade_stats()
+    np.testing.assert_array_equal(stats.pnl, [t.pnl for t in trades], "pnl")
+    np.testing.assert_array_equal(stats.return_pct, [t.return_pct for t in trades], "return_pct")
 
 
 def broker(
@@ -237,6 +248,116 @@ def test_metrics_are_the_engines(gbm_frame: Frame) -> None:
             assert got[key] == value, key
     trades = fast.trades()
     assert [t.pnl for t in trades] == pytest.approx([t.pnl for t in engine.trades], rel=1e-12)
+
+
+def ledger_metrics(fast: FastResult) -> dict[str, Any]:
+    """``FastResult.metrics`` the slow way: the ledger's trades and pandas, as the engine does."""
+    fills = fast.fills
+    return compute_metrics(
+        fast.equity,
+        fast.trades(),
+        periods_per_year=periods_per_year(pd.DatetimeIndex(fast.equity.index)),
+        exposure=(fast.gross_exposure / fast.equity).fillna(0.0),
+        traded_notional=float(sum((fills["quantity"] * fills["price"]).tolist())),
+    ).as_dict()
+
+
+@pytest.mark.parametrize("cost", ["bps", "min-dominates"])
+@pytest.mark.parametrize("key", list(AGENTS))
+def test_metrics_equal_the_ledger_trades_metrics(gbm_frame: Frame, key: str, cost: str) -> None:
+    name, params = AGENTS[key]
+    short = bool(params.get("allow_short", False))
+    data = MarketData.from_frames({"X": gbm_frame(1500, seed=31 + sorted(AGENTS).index(key))})
+    fast = run_fast(
+        data, create(name, params), CASH, COSTS[cost], portfolio(0.0, allow_short=short)
+    )
+    assert fast.n_trades >= 3
+    assert_same_trade_stats(fast, fast.trades())
+    want, got = ledger_metrics(fast), fast.metrics().as_dict()
+    assert want.keys() == got.keys()
+    for key_, value in want.items():
+        if isinstance(value, float):
+            assert got[key_] == pytest.approx(value, rel=1e-12, abs=0, nan_ok=True), key_
+        else:
+            assert got[key_] == value, key_
+    assert fast.metrics(365.0) == compute_metrics(
+        fast.equity,
+        fast.trades(),
+        periods_per_year=365.0,
+        exposure=(fast.gross_exposure / fast.equity).fillna(0.0),
+        traded_notional=got["traded_notional"],
+    )
+
+
+def _ledger_trades(
+    sides: Sequence[int], qty: Sequence[float], price: Sequence[float], fee: Sequence[float]
+) -> list[Trade]:
+    ledger = Ledger(CASH)
+    ts = pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime()
+    for side, q, p, c in zip(sides, qty, price, fee, strict=True):
+        ledger.apply_fill(Fill("x", "X", Side.BUY if side > 0 else Side.SELL, q, p, c, ts))
+    return ledger.trades
+
+
+def test_trade_stats_book_as_the_ledger_on_random_fills() -> None:
+    """Random fill paths: opens, adds, partial and full closes, flips, closes off by dust."""
+    rng = np.random.default_rng(41)
+    ts = pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime()
+    closed = 0
+    for _ in range(200):
+        ledger = Ledger(CASH)
+        sides, qty, price, fee = [], [], [], []
+        p = 100.0
+        for _ in range(int(rng.integers(1, 60))):
+            held = ledger.position("X").quantity
+            away = -1 if held > 0 else 1
+            action = rng.random()
+            if held == 0.0 or action < 0.3:  # open or add
+                side = int(rng.choice([-1, 1])) if held == 0.0 else -away
+                q = float(rng.choice([0.1, 0.2, 0.3, 1.0, 2.5]))
+            elif action < 0.5:  # partial reduction
+                side, q = away, abs(held) * float(rng.choice([0.25, 0.5, 0.7]))
+            elif action < 0.75:  # full close, possibly off by float dust
+                side, q = away, round(abs(held), 9)
+            else:  # flip through zero
+                side, q = away, abs(held) + float(rng.choice([0.1, 1.0, 2.5]))
+            p *= math.exp(rng.normal(0.0, 0.02))
+            c = 0.0 if rng.random() < 0.3 else max(q * p * 1e-3, 1.0)
+            ledger.apply_fill(Fill("x", "X", Side.BUY if side > 0 else Side.SELL, q, p, c, ts))
+            sides.append(side)
+            qty.append(q)
+            price.append(p)
+            fee.append(c)
+        pnl, ret = round_trip_stats(
+            np.asarray(sides, np.int8), np.asarray(qty), np.asarray(price), np.asarray(fee)
+        )
+        np.testing.assert_array_equal(pnl, [t.pnl for t in ledger.trades])
+        np.testing.assert_array_equal(ret, [t.return_pct for t in ledger.trades])
+        closed += len(ledger.trades)
+    assert closed > 1000
+
+
+@pytest.mark.parametrize(
+    ("sides", "qty", "n_trades"),
+    [
+        ([1, 1, -1], [0.1, 0.2, 0.3], 1),  # 0.1 + 0.2 - 0.3 leaves dust: a full close
+        ([-1, -1, 1], [0.1, 0.2, 0.3], 1),  # the same, short
+        ([1, -1, -1, 1], [2.0, 5.0, 1.0, 4.0], 2),  # flip long to short, cover
+        ([1, -1, -1, -1], [3.0, 1.0, 1.0, 1.0], 1),  # partial reductions, then the close
+        ([1, -1, 1, -1, 1], [1.0, 3.0, 5.0, 7.0, 4.0], 4),  # flip after flip
+        ([1, 1, -1], [1.0, 2.0, 1.5], 0),  # still open
+    ],
+)
+def test_trade_stats_crafted_paths(sides: list[int], qty: list[float], n_trades: int) -> None:
+    price = [100.0, 103.0, 97.5, 101.25, 99.0][: len(sides)]
+    fee = [5.0, 1.5, 2.25, 3.0, 0.75][: len(sides)]
+    want = _ledger_trades(sides, qty, price, fee)
+    assert len(want) == n_trades
+    pnl, ret = round_trip_stats(
+        np.asarray(sides, np.int8), np.asarray(qty), np.asarray(price), np.asarray(fee)
+    )
+    np.testing.assert_array_equal(pnl, [t.pnl for t in want])
+    np.testing.assert_array_equal(ret, [t.return_pct for t in want])
 
 
 # ------------------------------------------------------------------- crafted order paths

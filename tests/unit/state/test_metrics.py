@@ -12,6 +12,7 @@ import pytest
 import quantstats as qs
 
 from raytrader.state import Metrics, Trade, compute_metrics, periods_per_year
+from raytrader.state.metrics import TradeStats
 
 RTOL = 1e-9
 
@@ -143,6 +144,43 @@ def test_trade_statistics_by_hand() -> None:
     none = compute_metrics(equity, [], periods_per_year=252)
     assert (none.trade_count, none.win_rate, none.profit_factor) == (0, 0.0, 0.0)
     assert (none.avg_trade_pnl, none.avg_trade_return) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("n_trades", [0, 1, 5, 200])
+@pytest.mark.parametrize("risk_free", [0.0, 0.03])
+def test_trade_stats_give_the_metrics_of_the_trades(n_trades: int, risk_free: float) -> None:
+    rng = np.random.default_rng(n_trades)
+    trades = [
+        trade(float(pnl), float(cost))
+        for pnl, cost in zip(
+            rng.normal(5.0, 80.0, n_trades), rng.uniform(500.0, 5000.0, n_trades), strict=True
+        )
+    ]
+    if trades:
+        trades[0] = trade(0.0)  # break-even
+    equity = SERIES["stock"]
+    exposure = pd.Series(rng.uniform(0.0, 1.0, len(equity)), index=equity.index)
+    stats = TradeStats(np.array([t.pnl for t in trades]), np.array([t.return_pct for t in trades]))
+
+    def metrics(given: list[Trade] | TradeStats) -> Metrics:
+        return compute_metrics(
+            equity, given, periods_per_year=252.0, exposure=exposure, risk_free=risk_free
+        )
+
+    want = metrics(trades)
+    assert metrics(stats) == want
+    assert metrics(TradeStats.of(trades)) == want
+    assert want.trade_count == n_trades
+
+
+def test_trade_stats_need_one_pnl_and_return_per_trade() -> None:
+    stats = TradeStats([1.0, -2.0], [0.1, -0.2])  # type: ignore[arg-type]
+    assert stats.pnl.dtype == np.float64
+    assert stats.return_pct.tolist() == [0.1, -0.2]
+    with pytest.raises(ValueError, match="one value per trade"):
+        TradeStats(np.zeros(2), np.zeros(3))
+    with pytest.raises(ValueError, match="one value per trade"):
+        TradeStats(np.zeros((2, 2)), np.zeros((2, 2)))
 
 
 def test_exposure_and_turnover() -> None:
