@@ -624,7 +624,23 @@ def _config_reason(data: MarketData, broker: PaperBrokerConfig, initial_cash: fl
     return None
 
 
+# Verdicts on read-only data (a sweep's): the same arrays cannot change, so check them once.
+_CHECKED: weakref.WeakKeyDictionary[MarketData, str | None] = weakref.WeakKeyDictionary()
+
+
 def _data_reason(data: MarketData) -> str | None:
+    frozen = not any(
+        getattr(data, name).flags.writeable for name in ("open", "high", "low", "close")
+    )
+    if frozen and data in _CHECKED:
+        return _CHECKED[data]
+    reason = _check_data(data)
+    if frozen:
+        _CHECKED[data] = reason
+    return reason
+
+
+def _check_data(data: MarketData) -> str | None:
     if not data.index.is_monotonic_increasing:
         return "the data's timestamps are not in increasing order"
     first, count = _first_bad_bar(data.open[0], data.high[0], data.low[0], data.close[0])
