@@ -99,7 +99,7 @@ async def test_check_limits_with_a_given_account(api: Any) -> None:
     verdicts = [(o["passed"], o["reason"]) for o in body["orders"]]
     assert verdicts == [
         (True, None),
-        (False, "max_position_weight"),
+        (False, "max_position_weight: 0.9091 > 0.5000"),
         (True, None),
         (False, "short selling not allowed"),
         (False, "no price for C"),
