@@ -5,7 +5,13 @@ One bar, in the order a live session runs it:
 1. at the open: signals of the previous close become orders (priced at this open, the first
    price a live order would meet), sized by the rebalancer within limits and cash;
 2. the paper broker matches every live order against this bar; fills go to the ledger;
-3. at the close: agents see the bar (and only the past) and emit signals.
+3. at the close: the kill switch (if configured) books the equity, and agents see the bar (and
+   only the past) and emit signals.
+
+When the kill switch trips at a close, the open orders are cancelled, every position is sold or
+bought back with a market order for the next open if ``flatten`` is set, and every later order
+is refused (journaled as rejected, reason ``halted: <why>``) to the end of the run: a backtest
+has nobody to resume it.
 
 Indicators are computed once, vectorized, and revealed bar by bar through ``BarContext``. The
 hot loop touches no pandas and allocates nothing on bars where nothing happens; the equity curve
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -31,11 +37,13 @@ from raytrader.execution.paper_broker import PaperBroker, PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
 from raytrader.portfolio.planner import OrderPlanner, account_at
 from raytrader.portfolio.rebalancer import Rebalancer
-from raytrader.risk.checks import PreTradeRisk
+from raytrader.risk.checks import PreTradeRisk, RiskContext, bar_returns
+from raytrader.risk.kill_switch import KillSwitch, flatten_orders
 from raytrader.state.ledger import Ledger
 
 ProgressFn = Callable[[int], None]
 _PROGRESS_EVERY = 20_000
+_MINUTE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,15 @@ class BacktestEngine:
             ),
             self.run_id,
         )
-        risk = PreTradeRisk(self.portfolio_config.limits)
+        limits = self.portfolio_config.limits
+        risk = PreTradeRisk(limits)
+        kill_config = self.portfolio_config.kill_switch
+        # The kill switch and the daily loss limit need the equity at every close.
+        watch = kill_config is not None or limits.daily_loss_limit is not None
+        kill = KillSwitch(kill_config, self.initial_cash) if watch else None
+        contextual = kill is not None or bool(limits.extended)
+        order_times: list[datetime] = []  # of the orders sent in the last minute
+        halted: tuple[datetime, str] | None = None
         close_ffill = _ffill(data.close)
         account = _Account(ledger, close_ffill, symbols)
         sym_row = {s: j for j, s in enumerate(symbols)}
@@ -163,7 +179,11 @@ class BacktestEngine:
         for start in range(0, n, _PROGRESS_EVERY):
             for i in range(start, min(start + _PROGRESS_EVERY, n)):
                 if not (
-                    decide_at[i] or planner.pending or broker.open_symbols or i >= next_action_bar
+                    decide_at[i]
+                    or planner.pending
+                    or broker.open_symbols
+                    or i >= next_action_bar
+                    or watch
                 ):
                     continue  # nothing can happen on this bar
                 account.i = i
@@ -185,18 +205,37 @@ class BacktestEngine:
 
                     acct = account_at(ledger, prices)
                     plan = planner.plan(i, ts, prices, acct, atr_of)
-                    for symbol in plan.cancel_symbols:
-                        # A new target supersedes orders still resting for the symbol.
+                    # A new target supersedes orders still resting for the symbol (not once
+                    # halted: what rests then is the kill switch's flattening).
+                    for symbol in () if halted else plan.cancel_symbols:
                         for st in broker.open_orders(symbol):
                             broker.cancel(
                                 st.order.client_order_id, ts, "superseded by a new signal"
                             )
-                    passed, denied = risk.check(plan.orders, acct, prices)
+                    context = None
+                    if contextual:
+                        if order_times:
+                            order_times = [t for t in order_times if t > ts - _MINUTE]
+                        context = RiskContext(
+                            now=ts,
+                            open_orders=len(broker.open_orders()),
+                            order_times=order_times,
+                            day_start_equity=kill.day_start_for(ts) if kill else None,
+                            returns=bar_returns(
+                                symbols, close_ffill[:, max(0, i - limits.risk_lookback - 1) : i]
+                            )
+                            if limits.needs_returns
+                            else None,
+                            halted=kill.reason if kill else "",
+                        )
+                    passed, denied = risk.check(plan.orders, acct, prices, context)
                     for order, why in denied:
                         refused.append(OrderState(order).to(OrderStatus.REJECTED, ts, why))
                     for order in passed:
                         owner[order.client_order_id] = plan.owners[order.client_order_id]
                         broker.submit(order)
+                    if contextual and passed:
+                        order_times.extend(ts for _ in passed)
                 if broker.open_symbols:
                     bars = {}
                     for symbol in broker.open_symbols:
@@ -214,10 +253,18 @@ class BacktestEngine:
                     for fill in broker.on_bars(data.ts(i), bars):
                         ledger.apply_fill(fill)
                         fills.append(fill)
-                        agents[owner[fill.client_order_id]].on_fill(fill)
+                        k = owner.get(fill.client_order_id)
+                        if k is not None:  # not a fill of the kill switch's flattening
+                            agents[k].on_fill(fill)
                         changed = True
                 if changed:
                     record(i)
+                if kill is not None:
+                    ts = data.ts(i)
+                    why = kill.update(ts, self._equity(ledger, symbols, close_ffill, i))
+                    if why and kill_config is not None:
+                        halted = (ts, why)
+                        self._halt(broker, ledger, symbols, i, ts, why, kill_config.flatten)
                 if not decide_at[i]:
                     continue
                 if single is not None:
@@ -251,7 +298,37 @@ class BacktestEngine:
             journal=list(broker.journal) + refused,
             signals=signal_log,
             adjustments=list(planner.rebalancer.adjustments),
+            halted=halted,
         )
+
+    @staticmethod
+    def _equity(ledger: Ledger, symbols: Sequence[str], close_ffill: FloatArray, i: int) -> float:
+        """Equity at bar ``i``'s close, summed as a session's book sums it (symbol order)."""
+        positions = ledger.positions()
+        held = 0.0
+        for j, symbol in enumerate(symbols):
+            pos = positions.get(symbol)
+            if pos is not None:
+                held += pos.quantity * float(close_ffill[j, i])
+        return ledger.cash + held
+
+    def _halt(
+        self,
+        broker: PaperBroker,
+        ledger: Ledger,
+        symbols: Sequence[str],
+        i: int,
+        ts: datetime,
+        why: str,
+        flatten: bool,
+    ) -> None:
+        """The kill switch tripped at bar ``i``'s close: cancel, and flatten if asked."""
+        for st in broker.open_orders():
+            broker.cancel(st.order.client_order_id, ts, f"halted: {why}")
+        if flatten:
+            held = {s: p.quantity for s, p in ledger.positions().items()}
+            for order in flatten_orders(held, symbols, f"{self.run_id}-halt-{i}", ts):
+                broker.submit(order)
 
     @staticmethod
     def _apply_action(ledger: Ledger, act: CorporateAction) -> None:

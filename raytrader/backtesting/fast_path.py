@@ -26,8 +26,10 @@ short (the exits of rsi_reversion and bollinger_breakout). ``Agent.target_events
 
 What the fast path cannot reproduce it refuses with ``FastPathUnsupported`` (a ``ValueError``
 naming the reason), so a caller can fall back to the event engine: several symbols, a
-participation cap, bars the broker would not match (missing or invalid prices), an agent that
-is not vectorizable or whose events are not weight targets for market orders.
+participation cap, a kill switch or any of the optional pre-trade limits of ``RiskLimits``
+(beyond position weight, gross exposure and shorting), bars the broker would not match (missing
+or invalid prices), an agent that is not vectorizable or whose events are not weight targets
+for market orders.
 """
 
 from __future__ import annotations
@@ -624,6 +626,15 @@ def _config_reason(data: MarketData, broker: PaperBrokerConfig, initial_cash: fl
     return None
 
 
+def _portfolio_reason(portfolio: PortfolioConfig) -> str | None:
+    if portfolio.kill_switch is not None:
+        return "a kill switch is configured: halting needs the event engine"
+    extended = portfolio.limits.extended
+    if extended:
+        return f"pre-trade limits {', '.join(extended)} are set: they need the event engine"
+    return None
+
+
 # Verdicts on read-only data (a sweep's): the same arrays cannot change, so check them once.
 _CHECKED: weakref.WeakKeyDictionary[MarketData, str | None] = weakref.WeakKeyDictionary()
 
@@ -671,17 +682,20 @@ def unsupported_reason(
     *,
     agent: Agent | None = None,
     initial_cash: float = 100_000.0,
+    portfolio: PortfolioConfig | None = None,
 ) -> str | None:
     """Why the fast path cannot reproduce the event engine here, or None if it can.
 
-    Checks the agent (if given), the broker config and the data; ``run_events`` also checks the
-    events. The portfolio config needs no check: its lot size and limits are simulated, and
-    its ``sizing`` settings size direction-only signals, which vectorizable agents do not emit
-    (their signals carry weights).
+    Checks the agent (if given), the broker config, the portfolio config (if given) and the
+    data; ``run_events`` also checks the events. Of the portfolio config, the lot size and the
+    basic limits (position weight, gross exposure, shorting) are simulated; a kill switch or
+    any optional pre-trade limit is refused. Its ``sizing`` settings size direction-only
+    signals, which vectorizable agents do not emit (their signals carry weights).
     """
     return (
         (_agent_reason(agent) if agent is not None else None)
         or _config_reason(data, broker or PaperBrokerConfig(), initial_cash)
+        or (_portfolio_reason(portfolio) if portfolio is not None else None)
         or _data_reason(data)
     )
 
@@ -700,7 +714,11 @@ def run_events(
     """
     broker = broker or PaperBrokerConfig()
     portfolio = portfolio or PortfolioConfig()
-    reason = _config_reason(data, broker, initial_cash) or _events_reason(events, data)
+    reason = (
+        _config_reason(data, broker, initial_cash)
+        or _portfolio_reason(portfolio)
+        or _events_reason(events, data)
+    )
     if reason is not None:
         raise FastPathUnsupported(reason)
     target, held = _row(events["target"], np.float64), _row(events["held"], np.int8)
@@ -755,8 +773,10 @@ def run_fast(
     the reason when that cannot be guaranteed, so the caller can run the event engine instead.
     """
     # The cheap checks first; run_events checks the data along with the events.
-    reason = _agent_reason(agent) or _config_reason(
-        data, broker or PaperBrokerConfig(), initial_cash
+    reason = (
+        _agent_reason(agent)
+        or _config_reason(data, broker or PaperBrokerConfig(), initial_cash)
+        or (_portfolio_reason(portfolio) if portfolio is not None else None)
     )
     if reason is not None:
         raise FastPathUnsupported(reason)

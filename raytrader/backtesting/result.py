@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ class BacktestResult:
     adjustments: list[Adjustment]
     ledger: Ledger
     _metrics: Metrics | None = field(default=None, repr=False)
+    #: When and why the kill switch halted the run (None: it did not).
+    halted: tuple[datetime, str] | None = None
 
     @classmethod
     def build(
@@ -53,6 +56,7 @@ class BacktestResult:
         journal: list[OrderState],
         signals: list[SignalRecord],
         adjustments: list[Adjustment],
+        halted: tuple[datetime, str] | None = None,
     ) -> BacktestResult:
         n, m = data.n_bars, len(data.symbols)
         # State k holds from change_bars[k] on; state 0 is the opening account.
@@ -78,6 +82,7 @@ class BacktestResult:
             signals=signals,
             adjustments=adjustments,
             ledger=ledger,
+            halted=halted,
         )
 
     def metrics(self, periods: float | None = None) -> Metrics:

@@ -83,8 +83,10 @@ class TrialRunner:
         self.setup = setup
         self.ppy = setup.periods_per_year or periods_per_year(data.index)
         self.cache = IndicatorCache(cache_bytes)
-        # The data and broker checks of the fast path do not depend on the parameters.
-        self._fast_reason = unsupported_reason(data, setup.broker, initial_cash=setup.initial_cash)
+        # The data, broker and portfolio checks of the fast path do not depend on the parameters.
+        self._fast_reason = unsupported_reason(
+            data, setup.broker, initial_cash=setup.initial_cash, portfolio=setup.portfolio
+        )
 
     def fast_reason(self, agent: Agent) -> str | None:
         """Why this agent cannot run on the fast path here, or None if it can."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raytrader.risk.kill_switch import KillSwitchConfig
 from raytrader.risk.limits import RiskLimits
 from raytrader.risk.sizing import SizingConfig
 
@@ -14,3 +15,6 @@ class PortfolioConfig(BaseModel):
     lot_size: float = Field(1.0, ge=0, description="order quantity step; 0 = fractional")
     sizing: SizingConfig = SizingConfig()
     limits: RiskLimits = RiskLimits()
+    kill_switch: KillSwitchConfig | None = Field(
+        None, description="halt trading on a drawdown or a daily loss; None = off"
+    )

@@ -19,10 +19,13 @@ The switch also tracks the day's starting equity for the ``daily_loss_limit`` pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from raytrader.domain import Order, Side
 
 
 class KillSwitchConfig(BaseModel):
@@ -123,3 +126,19 @@ class KillSwitch:
         self.day_start = float(state["day_start"])
         self.daily_base = float(state["daily_base"])
         self.reason = str(state["reason"])
+
+
+def flatten_orders(
+    positions: Mapping[str, float], symbols: Sequence[str], id_prefix: str, ts: datetime
+) -> list[Order]:
+    """Market orders at ``ts`` that close every position, in ``symbols`` order; client order
+    ids ``{id_prefix}-1``, ``-2``, ... (the same on a replay of the same bar)."""
+    out: list[Order] = []
+    for symbol in symbols:
+        quantity = positions.get(symbol, 0.0)
+        if quantity == 0.0:
+            continue
+        side = Side.SELL if quantity > 0 else Side.BUY
+        cid = f"{id_prefix}-{len(out) + 1}"
+        out.append(Order(cid, symbol, side, abs(quantity), ts, tag="kill switch: flatten"))
+    return out
