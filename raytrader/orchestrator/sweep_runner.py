@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 
 SWEEPS = "sweeps"
 _IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between chunks
+_CHUNK_SECONDS = 0.5
 
 
 def trials_namespace(sweep_id: str) -> str:
@@ -101,16 +102,18 @@ def trial_setup(config: SweepConfig) -> TrialSetup:
     )
 
 
-def _chunk_size(config: SweepConfig, left: int, workers: int) -> int:
+def _chunk_size(config: SweepConfig, left: int, workers: int, trial_s: float | None) -> int:
     """Trials in the next chunk: ``chunk_size`` if set, else guided by what is left.
 
     Chunks shrink as the sweep nears its end (a share of the trials left per worker), so the
-    workers finish together instead of one waiting on the other's last big chunk; the cap
-    bounds the latency of progress updates (and for Optuna, keeps TPE learning from answers).
+    workers finish together; they take about ``_CHUNK_SECONDS`` at the trials' measured pace
+    (4 trials before any was measured), which bounds the latency of progress and of a cancel.
+    Optuna's are smaller still, so TPE learns from answers as they come.
     """
     if config.chunk_size is not None:
         return config.chunk_size
     cap = 8 if config.search.method == "optuna" else 256
+    cap = min(cap, 4 if trial_s is None else max(1, int(_CHUNK_SECONDS / max(trial_s, 1e-6))))
     return max(1, min(cap, left // (workers * 3)))
 
 
@@ -195,7 +198,7 @@ class SweepRunner:
         workers = self.pool.workers[: cfg.workers or self.pool.size]
         submitted = chunks = 0
         t0 = time.perf_counter()
-        pending: dict[asyncio.Future[Any], tuple[int, ray.ObjectRef[Any]]] = {}
+        pending: dict[asyncio.Future[Any], int] = {}  # -> worker index
         busy = [0] * len(workers)
         n_done = resumed
         trial_seconds = 0.0  # inside the trials; the rest of the workers' time is overhead
@@ -207,31 +210,34 @@ class SweepRunner:
             )
 
         cancelled = asyncio.ensure_future(self.cancel.wait())
+        stopping = False
         try:
             while True:
                 for w, worker in enumerate(workers):
-                    while busy[w] < _IN_FLIGHT_PER_WORKER:
-                        chunk = _chunk_size(cfg, total - resumed - submitted, len(workers))
-                        batch = proposer.next_batch(chunk)
+                    while not stopping and busy[w] < _IN_FLIGHT_PER_WORKER:
+                        left = total - resumed - submitted
+                        mean_s = trial_seconds / (n_done - resumed) if n_done > resumed else None
+                        batch = proposer.next_batch(_chunk_size(cfg, left, len(workers), mean_s))
                         if not batch:
                             break
                         submitted += len(batch)
                         ref = worker.run.remote(data_ref, setup, batch)
-                        pending[asyncio.ensure_future(_await(ref))] = (w, ref)
+                        pending[asyncio.ensure_future(_await(ref))] = w
                         busy[w] += 1
                         chunks += 1
                 if not pending:
                     break
                 finished, _ = await asyncio.wait(
-                    [*pending, cancelled],
+                    [*pending] if stopping else [*pending, cancelled],
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if self.cancel.is_set():
-                    raise SweepCancelled(self.sweep_id)
+                # Cancelling: submit nothing more, but record the chunks already running (they
+                # are short by design; cancelling Ray actor tasks would stall the workers).
+                stopping = stopping or self.cancel.is_set()
                 for fut in finished:
                     if fut not in pending:
                         continue
-                    busy[pending.pop(fut)[0]] -= 1
+                    busy[pending.pop(fut)] -= 1
                     records: list[dict[str, Any]] = fut.result()
                     await self.store.put_records(
                         trials_namespace(self.sweep_id), {r["key"]: r for r in records}
@@ -246,18 +252,19 @@ class SweepRunner:
                     await self._put_status("running", done=n_done, total=total, best=self._best)
                 if self.on_progress is not None:
                     self.on_progress(progress())
-        except SweepCancelled:
-            await self._cancel_pending(pending)
-            await self._put_status("cancelled", done=n_done, total=total, best=self._best)
-            raise
         except BaseException as exc:
-            await self._cancel_pending(pending)
+            # Chunks still running finish on their own; their records are not kept.
+            for fut in pending:
+                fut.cancel()
             await self._put_status(
                 "failed", done=n_done, total=total, best=self._best, error=str(exc)[:2000]
             )
             raise
         finally:
             cancelled.cancel()
+        if stopping:
+            await self._put_status("cancelled", done=n_done, total=total, best=self._best)
+            raise SweepCancelled(self.sweep_id)
 
         stored = await self.store.list_records(trials_namespace(self.sweep_id))
         table = ranked_table(stored.values(), self.names, cfg.objective, cfg.direction)
@@ -286,14 +293,6 @@ class SweepRunner:
         )
         log.info("sweep done", sweep=self.sweep_id, trials=len(table), seconds=round(elapsed, 2))
         return SweepOutcome(self.sweep_id, cfg, table, best, summary)
-
-    async def _cancel_pending(
-        self, pending: Mapping[asyncio.Future[Any], tuple[int, ray.ObjectRef[Any]]]
-    ) -> None:
-        for fut, (_, ref) in pending.items():
-            ray.cancel(ref)  # queued chunks are dropped; a running one finishes its few trials
-            fut.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _await(ref: ray.ObjectRef[Any]) -> Any:
