@@ -1,4 +1,5 @@
-"""The FastAPI application: lifespan (Ray, actors, resumed sessions), routers, operations."""
+"""The FastAPI application: lifespan (Ray, actors, resumed sessions and backtest jobs),
+routers, operations."""
 
 from __future__ import annotations
 
@@ -15,13 +16,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from raytrader import __version__
 from raytrader.orchestrator import metrics
-from raytrader.orchestrator.api import data, execution, portfolio, risk, strategy, trading
+from raytrader.orchestrator.api import (
+    backtest,
+    data,
+    execution,
+    portfolio,
+    risk,
+    strategy,
+    trading,
+)
 from raytrader.orchestrator.api.deps import ERRORS, require_api_key
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.control import FieldError
+from raytrader.orchestrator.jobs import JobManager
 from raytrader.orchestrator.runtime import init_ray, start_components
 from raytrader.orchestrator.sessions import SessionError, SessionManager
 from raytrader.settings import Settings
+from raytrader.state.stores import open_store
 
 log = structlog.get_logger("raytrader.api")
 
@@ -42,19 +53,30 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mgr = manager
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         if mgr is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
             init_ray()
             mgr = SessionManager(start_components(settings.store_url, str(settings.data_dir)))
         app.state.manager = mgr
+        # Backtest jobs run from this process, on its own connection to the same store.
+        jobs_store = open_store(settings.store_url, settings.data_dir)
+        app.state.jobs = jobs = JobManager(jobs_store)
+        resumed_jobs = await jobs.start()
         resumed = await mgr.resume_all()
-        log.info("orchestrator ready", resumed=len(resumed), store=_store_label(settings))
+        log.info(
+            "orchestrator ready",
+            resumed=len(resumed),
+            resumed_jobs=len(resumed_jobs),
+            store=_store_label(settings),
+        )
         if demo_session is not None and not resumed:
             sid = await mgr.start(SessionConfig.model_validate(demo_session))
             resumed = [sid]
         if announce:
             _announce(announce, resumed)
         yield
+        await jobs.shutdown()
+        await jobs_store.close()
         await mgr.shutdown()
 
     app = FastAPI(
@@ -67,7 +89,7 @@ def create_app(
     )
     app.state.settings = settings
     app.include_router(trading.router)
-    for router in (execution, risk, portfolio, data, strategy):
+    for router in (execution, risk, portfolio, data, strategy, backtest):
         app.include_router(router.router)
 
     @app.exception_handler(SessionError)
