@@ -28,7 +28,7 @@ from raytrader.execution.book import SessionBook
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.portfolio.planner import OrderPlan, OrderPlanner
 from raytrader.portfolio.rebalancer import AccountView, Rebalancer
-from raytrader.risk.checks import PreTradeRisk
+from raytrader.risk.checks import PreTradeRisk, RiskContext
 from raytrader.state.stores import StateStore, open_store
 from raytrader.state.stores.base import JournalEntry, SessionRecord
 
@@ -295,15 +295,18 @@ class RiskActor(_Component):
         orders: Sequence[Order],
         account: AccountView,
         prices: Mapping[str, float],
+        context: RiskContext | None = None,
     ) -> tuple[list[Order], list[tuple[Order, str]]]:
         checker = self.checkers.get(sid)
         if checker is None:
             raise SessionNotLoaded(sid)
-        return checker.check(orders, account, prices)
+        return checker.check(orders, account, prices, context)
 
     def check_many(
         self,
-        requests: Sequence[tuple[str, Sequence[Order], AccountView, Mapping[str, float]]],
+        requests: Sequence[
+            tuple[str, Sequence[Order], AccountView, Mapping[str, float], RiskContext | None]
+        ],
     ) -> list[tuple[list[Order], list[tuple[Order, str]]] | SessionNotLoaded]:
         return [_each(self.check, *req) for req in requests]
 
@@ -372,6 +375,16 @@ class ExecutionActor(_Component):
         book = self._book(sid)
         book.cancel_all(ts, "session stopped")
         return book.broker.drain_journal()
+
+    def halt(
+        self, sid: str, ts: datetime, reason: str, orders: Sequence[Order] = ()
+    ) -> tuple[list[OrderState], dict[str, Any]]:
+        """The kill switch tripped: cancel every open order with ``reason``, then submit
+        ``orders`` (the flattening); the order changes and the book's snapshot."""
+        book = self._book(sid)
+        book.cancel_all(ts, reason)
+        book.submit((), orders, ts)
+        return book.broker.drain_journal(), book.snapshot()
 
     def snapshot(self, sid: str) -> dict[str, Any]:
         return self._book(sid).snapshot()

@@ -5,6 +5,8 @@ step. A manual order goes the way the driver's orders go: pre-trade risk, then t
 then the broker; a fresh checkpoint then records the book, so a component restart neither
 loses the order nor sends it twice (client order ids are idempotent). The session's clock is
 the timestamp of its last bar: a manual order placed now meets the market at the next bar.
+A halted session (its kill switch tripped) takes requests too, but refuses every order with
+the halt's reason, as its driver does.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from raytrader.orchestrator import metrics
 from raytrader.orchestrator.actors import SessionNotLoaded
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.sessions import (
+    LIVE,
     SessionError,
     SessionManager,
     SessionRun,
@@ -129,12 +132,13 @@ def _is_component_failure(exc: BaseException) -> bool:
 
 
 async def running(mgr: SessionManager, sid: str) -> SessionRun:
-    """The run of a session this server drives and that is running; 404 or 409 otherwise."""
+    """The run of a session this server drives and that is running (or halted); 404 or 409
+    otherwise."""
     run = mgr.runs.get(sid)
     if run is None:
         record = await mgr.record(sid)  # 404 when unknown
         raise SessionError(f"session {sid!r} is {record.status}, not running on this server")
-    if run.status != "running" or run.stop.is_set():
+    if run.status not in LIVE or run.stop.is_set():
         raise SessionError(f"session {sid!r} is {run.status}, not running")
     return run
 
@@ -144,7 +148,7 @@ async def acting_on(mgr: SessionManager, sid: str) -> AsyncIterator[SessionRun]:
     """Hold the session's lock between two bars; 503 if a component fails meanwhile."""
     run = await running(mgr, sid)
     async with run.lock:
-        if run.status != "running" or run.stop.is_set():
+        if run.status not in LIVE or run.stop.is_set():
             raise SessionError(f"session {sid!r} is {run.status}, not running")
         try:
             yield run
@@ -227,7 +231,8 @@ async def submit_order(mgr: SessionManager, sid: str, req: ManualOrder) -> tuple
         prices = {s: run.last_close[s] for s in run.symbols if s in run.last_close}
         # The account as of the last close: it cannot change before the next bar.
         account = marked_account(run.account.cash, run.account.positions, prices)
-        _, refused = await c.risk.check.remote(sid, [order], account, prices)
+        context = run.risk_context(ts)
+        _, refused = await c.risk.check.remote(sid, [order], account, prices, context)
         if refused:
             why = refused[0][1]
             state = OrderState(order).to(OrderStatus.REJECTED, ts, why)
@@ -243,6 +248,8 @@ async def submit_order(mgr: SessionManager, sid: str, req: ManualOrder) -> tuple
         state = states[-1]
         metrics.ORDERS.inc()
         run.orders += 1
+        run.note_sent(ts, 1)
+        run.track_orders(states)
         await _checkpoint(mgr, run, mgr._journal_states(run, [state]), book)
         return state, True
 
@@ -266,6 +273,7 @@ async def cancel_order(mgr: SessionManager, sid: str, client_order_id: str) -> O
         assert state is not None
         if outcome == "terminal":
             raise SessionError(f"order {client_order_id!r} is {state.status}; nothing to cancel")
+        run.track_orders([state])
         await _checkpoint(mgr, run, mgr._journal_states(run, [state]))
         return state
 
@@ -314,7 +322,7 @@ async def portfolio(mgr: SessionManager, sid: str) -> Portfolio:
         as_of = run.equity[run.last_bar][0]
     raw: dict[str, Any] | None = None
     source = "live"
-    if run is not None and run.status == "running":
+    if run is not None and run.status in LIVE:
         try:
             raw = await mgr.c.execution.portfolio.remote(sid)
         except Exception as exc:

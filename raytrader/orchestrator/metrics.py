@@ -7,12 +7,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry()
 
 ACTIVE_SESSIONS = Gauge(
-    "raytrader_active_sessions", "Sessions starting, running or stopping", registry=REGISTRY
+    "raytrader_active_sessions",
+    "Sessions starting, running, halted or stopping",
+    registry=REGISTRY,
 )
 ORDERS = Counter("raytrader_orders_total", "Orders sent to a broker", registry=REGISTRY)
 REJECTED = Counter("raytrader_orders_rejected_total", "Orders refused by risk", registry=REGISTRY)
 FILLS = Counter("raytrader_fills_total", "Fills booked", registry=REGISTRY)
 BARS = Counter("raytrader_bars_total", "Bars processed by sessions", registry=REGISTRY)
+HALTS = Counter(
+    "raytrader_session_halts_total", "Sessions halted by their kill switch", registry=REGISTRY
+)
 RECOVERIES = Counter(
     "raytrader_session_recoveries_total",
     "Session reloads after a component failure",

@@ -5,6 +5,13 @@ journal -> execution -> (the bar) execution -> strategy -> store. A bar's outcom
 on the last checkpoint and the bar, so after any component failure the driver reloads every
 component from the checkpoint and replays: client order ids repeat, and the journal skips what
 it already holds, so no order is sent or booked twice.
+
+The session's kill switch (``portfolio.kill_switch``) books the equity at every close. When it
+trips, the driver cancels the open orders, optionally sends market orders that flatten every
+position at the next open, and marks the session ``halted`` with the reason (a ``risk`` and a
+``status`` event say so). A halted session keeps receiving bars, but every order, the agents'
+and manual ones, is refused (journaled as rejected, reason ``halted: <why>``) until a person
+resumes it (``SessionManager.resume``). The halt is in the checkpoint, so it survives restarts.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import structlog
 from ray.exceptions import RayActorError, RayTaskError
@@ -26,21 +34,27 @@ from raytrader.agents.host import AccountSnapshot
 from raytrader.data.feeds import BarSlice
 from raytrader.domain import Fill, Order, OrderState, OrderStatus, Signal
 from raytrader.domain.codec import from_dict, state_to_dict, to_dict
+from raytrader.execution.paper_broker import PaperBroker
 from raytrader.orchestrator import metrics
 from raytrader.orchestrator.actors import SessionNotLoaded
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.runtime import Components
 from raytrader.portfolio.planner import OrderPlan, marked_account
 from raytrader.portfolio.rebalancer import AccountView
+from raytrader.risk.checks import RiskContext, bar_returns
+from raytrader.risk.kill_switch import KillSwitch, flatten_orders
 from raytrader.state.ledger import Ledger
 from raytrader.state.metrics import compute_metrics, periods_per_year
 from raytrader.state.stores.base import JournalEntry, SessionRecord
 
 log = structlog.get_logger("raytrader.sessions")
 
-ACTIVE = ("starting", "running", "stopping")
+ACTIVE = ("starting", "running", "halted", "stopping")
+#: Sessions that take orders (a halted one refuses them, each with the reason).
+LIVE = ("running", "halted")
 CHECKPOINT_EVERY = 50  # bars; bounds the replay after a crash when nothing else changes
 TICK_WAIT = 0.05  # seconds the tick loop waits for a due bar before checking for stops
+_MINUTE = timedelta(seconds=60)
 
 
 class SessionError(Exception):
@@ -80,6 +94,62 @@ class SessionRun:
     # Held by the driver for a bar's step (and recovery, finish) and by API actions on the
     # session (manual orders, cancels, rebalance triggers), so the two never interleave.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # What the pre-trade checks and the kill switch need (checkpointed, see risk_state):
+    kill: KillSwitch = field(init=False)  # equity high-water mark, the day's start, the halt
+    order_times: list[datetime] = field(default_factory=list)  # orders sent, last minute
+    closes: list[list[float | None]] = field(default_factory=list)  # recent closes, by bar
+    open_orders: dict[str, str] = field(default_factory=dict)  # working: client id -> symbol
+
+    def __post_init__(self) -> None:
+        self.kill = KillSwitch(self.config.portfolio.kill_switch, self.config.initial_cash)
+
+    def track_orders(self, states: list[OrderState]) -> None:
+        """Keep ``open_orders`` up to date with order changes."""
+        for st in states:
+            cid = st.order.client_order_id
+            if st.is_open:
+                self.open_orders[cid] = st.order.symbol
+            else:
+                self.open_orders.pop(cid, None)
+
+    def note_sent(self, ts: datetime, count: int) -> None:
+        """Orders sent at ``ts`` (for the order rate limit)."""
+        self.order_times = [t for t in self.order_times if t > ts - _MINUTE]
+        self.order_times.extend([ts] * count)
+
+    def risk_context(self, ts: datetime, cancel_symbols: tuple[str, ...] = ()) -> RiskContext:
+        """What the pre-trade checks need for orders sent at ``ts`` (after the cancels of
+        ``cancel_symbols``), as the backtest engine gives it."""
+        limits = self.config.portfolio.limits
+        returns = None
+        if limits.needs_returns and len(self.closes) >= 2:
+            closes = np.array(
+                [[math.nan if c is None else c for c in row] for row in self.closes], dtype=float
+            )
+            returns = bar_returns(self.symbols, closes.T)
+        return RiskContext(
+            now=ts,
+            open_orders=sum(1 for s in self.open_orders.values() if s not in cancel_symbols),
+            order_times=[t for t in self.order_times if t > ts - _MINUTE],
+            day_start_equity=self.kill.day_start_for(ts),
+            returns=returns,
+            halted=self.kill.reason,
+        )
+
+    def risk_state(self) -> dict[str, Any]:
+        return {
+            "kill_switch": self.kill.state(),
+            "order_times": [t.isoformat() for t in self.order_times],
+            "closes": self.closes,
+        }
+
+    def restore_risk(self, state: dict[str, Any] | None) -> None:
+        self.kill = KillSwitch(self.config.portfolio.kill_switch, self.config.initial_cash)
+        self.order_times, self.closes = [], []
+        if state:
+            self.kill.restore(state["kill_switch"])
+            self.order_times = [pd.Timestamp(t).to_pydatetime() for t in state["order_times"]]
+            self.closes = [list(row) for row in state["closes"]]
 
 
 def checkpoint_of(
@@ -96,6 +166,7 @@ def checkpoint_of(
         "pending": [(k, to_dict(sg)) for k, sg in run.pending],
         "agents": agents,
         "book": book,
+        "risk": run.risk_state(),
     }
 
 
@@ -114,6 +185,7 @@ class _BarWork:
         "prices",
         "run",
         "step",
+        "tripped",
         "ts",
     )
 
@@ -130,6 +202,7 @@ class _BarWork:
         self.step: Any = None
         self.decision: Any = None
         self.events: list[dict[str, Any]] = []
+        self.tripped = ""  # the kill switch tripped at this bar's close, with this reason
 
     @property
     def orders(self) -> tuple[Order, ...]:
@@ -137,7 +210,14 @@ class _BarWork:
 
     @property
     def cancel(self) -> list[str]:
-        return list(self.plan.cancel_symbols) if self.plan is not None else []
+        # Once halted, what rests is the kill switch's flattening: no signal supersedes it.
+        if self.plan is None or self.run.kill.halted:
+            return []
+        return list(self.plan.cancel_symbols)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _is_component_failure(exc: BaseException) -> bool:
@@ -228,8 +308,14 @@ class SessionManager:
         try:
             async with run.lock:
                 await self._load_retrying(run)
-            if run.status == "starting":
-                run.status = "running"
+            if run.kill.halted and run.status != "halted" and not run.stop.is_set():
+                # Halted in the checkpoint (a restart): halted it stays until resumed.
+                run.status, run.reason = "halted", run.kill.reason
+                await self.c.state.set_status.remote(run.id, "halted", run.reason)
+                await self._event(run, {"type": "status", "status": "halted", "reason": run.reason})
+                log.warning("session halted", reason=run.reason, bars_done=run.last_bar + 1)
+            elif run.status == "starting" or (run.status == "halted" and not run.kill.halted):
+                run.status, run.reason = "running", ""
                 await self.c.state.set_status.remote(run.id, "running")
                 await self._event(run, {"type": "status", "status": "running"})
                 log.info("session running", bars_done=run.last_bar + 1)
@@ -301,6 +387,12 @@ class SessionManager:
         run.symbols = tuple(cp["symbols"]) if cp else ()
         if not run.symbols:
             run.symbols = tuple(await c.execution.symbols.remote(sid))
+        run.restore_risk(cp.get("risk") if cp else None)
+        run.open_orders = {}
+        if run.book:
+            broker = PaperBroker(run.config.broker)
+            broker.restore(run.book["broker"])
+            run.track_orders(broker.open_orders())
         journal = await c.state.read_journal.remote(sid, "order")
         run.journaled = {
             f"{e.key}|{e.payload['status']}|{e.payload['filled_quantity']!r}" for e in journal
@@ -404,7 +496,16 @@ class SessionManager:
                 )
                 planning = self._drop_lost(work, planning, plans, "plan")
                 checks = await c.risk.check_many.remote(
-                    [(w.run.id, list(w.orders), w.account, w.prices) for w in planning]
+                    [
+                        (
+                            w.run.id,
+                            list(w.orders),
+                            w.account,
+                            w.prices,
+                            w.run.risk_context(w.ts, tuple(w.cancel)),
+                        )
+                        for w in planning
+                    ]
                 )
                 planning = self._drop_lost(work, planning, checks, "check")
                 sent: list[tuple[str, list[JournalEntry], list[dict[str, Any]], None]] = []
@@ -423,6 +524,7 @@ class SessionManager:
                     metrics.ORDERS.inc(len(w.passed))
                     metrics.REJECTED.inc(len(refused))
                     w.run.orders += len(w.passed)
+                    w.run.note_sent(w.ts, len(w.passed))
                     w.run.pending = []
                 if sent:
                     await c.state.commit_many.remote(sent)
@@ -450,6 +552,9 @@ class SessionManager:
             commits = [self._conclude(w, order_time, fill_time) for w in live]
             await c.state.commit_many.remote(commits)
             metrics.BARS.inc(len(live))
+            for w in live:
+                if w.tripped:
+                    await self._halt(w)
         finally:
             for run, _ in batch:
                 run.lock.release()
@@ -484,10 +589,17 @@ class SessionManager:
             metrics.FILLS.inc(len(fills))
             run.fills += len(fills)
         run.account = account_close
+        run.track_orders(changes)
         journal = self._journal_states(run, changes)
         journal.extend(self._fill_entry(f) for f in fills)
         for symbol, bar in w.bars.items():
             run.last_close[symbol] = bar[3]
+        limits = run.config.portfolio.limits
+        if limits.needs_returns:
+            run.closes.append([_finite(run.last_close.get(s)) for s in run.symbols])
+            del run.closes[: -(limits.risk_lookback + 1)]
+        if run.config.portfolio.kill_switch is not None or limits.daily_loss_limit is not None:
+            w.tripped = run.kill.update(w.ts, equity)
         run.pending = list(signals)
         events = w.events
         events.extend({"type": "order", **state_to_dict(st)} for st in changes)
@@ -509,10 +621,92 @@ class SessionManager:
         checkpoint = None
         if book is not None:
             run.book = book
-        if book is not None or signals or run.since_checkpoint >= CHECKPOINT_EVERY:
+        if w.tripped:
+            pass  # the halt writes the checkpoint, once its orders are cancelled
+        elif book is not None or signals or run.since_checkpoint >= CHECKPOINT_EVERY:
             checkpoint = checkpoint_of(run, w.ts, agent_state, run.book)
             run.since_checkpoint = 0
         return run.id, journal, events, checkpoint
+
+    async def _halt(self, w: _BarWork) -> None:
+        """The kill switch tripped at this bar's close: cancel the open orders, flatten if
+        configured (market orders for the next open, journaled before they are sent), mark
+        the session halted; the checkpoint then holds the halt."""
+        run, c, ts, why = w.run, self.c, w.ts, w.tripped
+        config = run.config.portfolio.kill_switch
+        flatten = config is not None and config.flatten
+        orders = []
+        if flatten:
+            prefix = f"{run.id}-halt-{w.item.index}"
+            orders = flatten_orders(run.account.positions, run.symbols, prefix, ts)
+            sent = self._journal_states(run, [OrderState(o) for o in orders])
+            if sent:
+                await c.state.commit.remote(run.id, sent, [], None)
+        changes, book = await c.execution.halt.remote(run.id, ts, f"halted: {why}", orders)
+        run.track_orders(changes)
+        run.orders += len(orders)
+        metrics.ORDERS.inc(len(orders))
+        run.book = book
+        cancelled = sum(1 for st in changes if st.status is OrderStatus.CANCELLED)
+        events: list[dict[str, Any]] = [{"type": "order", **state_to_dict(st)} for st in changes]
+        events.append(
+            {
+                "type": "risk",
+                "action": "halt",
+                "reason": why,
+                "bar": w.item.index,
+                "ts": ts.isoformat(),
+                "equity": run.kill.last_equity,
+                "high_water": run.kill.high_water,
+                "cancelled": cancelled,
+                "flatten": [to_dict(o) for o in orders],
+            }
+        )
+        events.append({"type": "status", "status": "halted", "reason": why})
+        checkpoint = checkpoint_of(run, ts, w.decision[1], book)
+        await c.state.commit.remote(run.id, self._journal_states(run, changes), events, checkpoint)
+        run.since_checkpoint = 0
+        if not run.stop.is_set():  # a stop on its way wins: the session ends anyway
+            run.status, run.reason = "halted", why
+            await c.state.set_status.remote(run.id, "halted", why)
+        metrics.HALTS.inc()
+        log.warning("session halted", session_id=run.id, reason=why, bar=w.item.index)
+
+    async def resume(self, sid: str) -> str:
+        """Resume a halted session: orders pass again, and the kill switch's limits count
+        from the equity now (404 unknown session, 409 not halted)."""
+        run = self.runs.get(sid)
+        if run is None:
+            record = await self.record(sid)  # 404 when unknown
+            raise SessionError(f"session {sid!r} is {record.status}, not halted on this server")
+        async with run.lock:
+            if run.status != "halted" or run.stop.is_set():
+                raise SessionError(f"session {sid!r} is {run.status}, not halted")
+            c, why = self.c, run.reason
+            try:
+                agents = await c.strategy.state.remote(sid)
+                book = await c.execution.snapshot.remote(sid)
+            except Exception as exc:
+                if _is_component_failure(exc):
+                    raise SessionError(
+                        f"session {sid!r} is reloading after a component failure; retry", 503
+                    ) from exc
+                raise
+            halted = run.kill.state()
+            run.kill.resume()
+            last = run.equity.get(run.last_bar)
+            checkpoint = checkpoint_of(run, last[0] if last else None, agents, book)
+            event = {"type": "status", "status": "running", "reason": f"resumed after: {why}"}
+            try:
+                await c.state.commit.remote(sid, [], [event], checkpoint)
+            except BaseException:
+                run.kill.restore(halted)  # still halted: nothing was stored
+                raise
+            run.book, run.since_checkpoint = book, 0
+            run.status, run.reason = "running", ""
+            await c.state.set_status.remote(sid, "running", "")
+            log.info("session resumed", session_id=sid, after=why)
+            return run.status
 
     def _journal_states(self, run: SessionRun, states: list[OrderState]) -> list[JournalEntry]:
         out = []
@@ -639,7 +833,7 @@ class SessionManager:
     async def positions(self, sid: str) -> dict[str, Any]:
         await self.record(sid)
         run = self.runs.get(sid)
-        if run is not None and run.status == "running":
+        if run is not None and run.status in LIVE:
             try:
                 positions: dict[str, Any] = await self.c.execution.positions.remote(sid)
                 return positions

@@ -108,6 +108,32 @@ async def test_check_limits_with_a_given_account(api: Any) -> None:
     assert (body["passed"], body["refused"]) == (2, 3)
 
 
+async def test_check_limits_with_the_optional_limits(api: Any) -> None:
+    req = {
+        "account": {"cash": 100_000},
+        "prices": {"A": 100},
+        "limits": {"max_order_notional": 10_000, "price_band": 0.05, "max_open_orders": 2},
+        "orders": [
+            {"symbol": "A", "side": "buy", "quantity": 125},
+            {"symbol": "A", "side": "buy", "quantity": 10, "type": "limit", "limit_price": 110},
+            {"symbol": "A", "side": "buy", "quantity": 10},
+            {"symbol": "A", "side": "buy", "quantity": 10},
+            {"symbol": "A", "side": "buy", "quantity": 10},
+        ],
+    }
+    resp = await api.client.post(CHECK, json=req)
+    assert resp.status_code == 200, resp.text
+    assert [o["reason"] for o in resp.json()["orders"]] == [
+        "max_order_notional: 12,500.00 > 10,000.00",
+        "price_band: limit 110.00 vs last 100.00 is 0.1000 > 0.0500",
+        None,
+        None,
+        "max_open_orders: 3 > 2",
+    ]
+    bad = await api.client.post(CHECK, json={**req, "limits": {"max_var": 0}})
+    assert bad.status_code == 422 and "max_var" in bad.text
+
+
 async def test_check_limits_errors(api: Any) -> None:
     c = api.client
     one = [{"symbol": "A", "side": "buy", "quantity": 1}]

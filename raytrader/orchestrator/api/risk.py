@@ -37,7 +37,7 @@ from raytrader.orchestrator.api.deps import Manager
 from raytrader.orchestrator.api.execution import OrderFields
 from raytrader.portfolio.config import PortfolioConfig
 from raytrader.portfolio.rebalancer import AccountView, Rebalancer
-from raytrader.risk.checks import PreTradeRisk
+from raytrader.risk.checks import PreTradeRisk, RiskContext
 from raytrader.risk.limits import RiskLimits, clip_target
 from raytrader.risk.sizing import atr_risk_unit, fixed_fractional, round_to_lot
 
@@ -213,8 +213,12 @@ class LimitsCheck(BaseModel):
 
 @router.post("/check-limits", response_model=LimitsCheck)
 async def check_limits(req: CheckLimitsRequest, mgr: Manager) -> LimitsCheck:
-    """Pre-trade limits (position weight, gross exposure, shorting, a price) over orders, in
-    order: each passing order counts toward the next one's exposure. Nothing is sent."""
+    """Pre-trade limits (position weight, exposures, shorting, a price, and the optional limits
+    that are set) over orders, in order: each passing order counts toward the next one's
+    exposure. With a session the session's state counts too: its open orders, recent orders,
+    the day's start, recent returns and a kill-switch halt. Nothing is sent."""
+    context: RiskContext | None = None
+    ts = datetime.now(UTC)
     if req.session_id is not None:
         held = await control.portfolio(mgr, req.session_id)
         config = await control.session_config(mgr, req.session_id)
@@ -225,6 +229,10 @@ async def check_limits(req: CheckLimitsRequest, mgr: Manager) -> LimitsCheck:
         gross = sum(abs(h.quantity * marks[h.symbol]) for h in held.holdings)
         positions = {h.symbol: h.quantity for h in held.holdings}
         account = AccountView(held.cash, held.cash + value, positions, gross)
+        run = mgr.runs.get(req.session_id)
+        if run is not None and run.last_bar in run.equity:
+            ts = run.equity[run.last_bar][0]  # the session's clock
+            context = run.risk_context(ts)
     else:
         assert req.account is not None
         limits = req.limits or RiskLimits()
@@ -237,7 +245,6 @@ async def check_limits(req: CheckLimitsRequest, mgr: Manager) -> LimitsCheck:
         account = AccountView(
             req.account.cash, req.account.cash + value, dict(req.account.positions), gross
         )
-    ts = datetime.now(UTC)
     orders = [
         Order(
             client_order_id=o.client_order_id or f"check-{i + 1}",
@@ -252,7 +259,7 @@ async def check_limits(req: CheckLimitsRequest, mgr: Manager) -> LimitsCheck:
         )
         for i, o in enumerate(req.orders)
     ]
-    passed, refused = PreTradeRisk(limits).check(orders, account, prices)
+    passed, refused = PreTradeRisk(limits).check(orders, account, prices, context)
     why = {id(o): reason for o, reason in refused}
     return LimitsCheck(
         limits=limits,

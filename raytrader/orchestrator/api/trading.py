@@ -25,6 +25,12 @@ class StopRequest(BaseModel):
     session_id: SessionId
 
 
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId
+
+
 class SessionStarted(BaseModel):
     session_id: str
     status: str
@@ -41,6 +47,13 @@ async def start_session(config: SessionConfig, mgr: Manager) -> SessionStarted:
 async def stop_session(req: StopRequest, mgr: Manager) -> SessionStarted:
     """Stop a session: open orders cancelled, final ledger persisted, status ``stopped``."""
     return SessionStarted(session_id=req.session_id, status=await mgr.stop(req.session_id))
+
+
+@router.post("/resume-session", response_model=SessionStarted)
+async def resume_session(req: ResumeRequest, mgr: Manager) -> SessionStarted:
+    """Resume a session its kill switch halted: orders are taken again, and the drawdown and
+    daily loss limits count from the equity now. 409 if the session is not halted."""
+    return SessionStarted(session_id=req.session_id, status=await mgr.resume(req.session_id))
 
 
 @router.get("/status")
