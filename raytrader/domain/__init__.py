@@ -1,6 +1,7 @@
 """Small typed values shared by every component. Pure: no I/O, no frameworks."""
 
 from raytrader.domain.bar import Bar, BarTuple
+from raytrader.domain.bracket import bracket
 from raytrader.domain.enums import OrderStatus, OrderType, Side, TimeInForce
 from raytrader.domain.fill import Fill, Position
 from raytrader.domain.order import IllegalTransition, Order, OrderState
@@ -20,6 +21,7 @@ __all__ = [
     "Side",
     "Signal",
     "TimeInForce",
+    "bracket",
     "ensure_utc",
     "to_utc",
 ]

@@ -19,6 +19,8 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    # A stop that follows the best price since the order started working (see PaperBroker).
+    TRAILING_STOP = "trailing_stop"
 
 
 class TimeInForce(StrEnum):

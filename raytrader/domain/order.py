@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from raytrader.domain.enums import OrderStatus, OrderType, Side, TimeInForce
@@ -12,6 +12,20 @@ from raytrader.domain.time import ensure_utc
 
 @dataclass(frozen=True, slots=True)
 class Order:
+    """An instruction to trade ``quantity`` of ``symbol``.
+
+    Contingent orders (the paper broker implements them):
+
+    * ``TRAILING_STOP``: a stop that follows the best price since the order started working,
+      at a distance of ``trail_amount`` (in price units) or ``trail_percent`` (a fraction in
+      (0, 1) of that best price); give exactly one of them.
+    * ``oco_group``: orders sharing a non-empty id are one-cancels-other: the first fill of
+      any of them, complete or partial, cancels the others.
+    * ``parent_id``: a bracket child (take-profit, stop-loss) of the order with that id, on
+      the same symbol and the opposite side. It is held until the parent's first fill and
+      then sized to the parent's filled quantity (see ``raytrader.domain.bracket``).
+    """
+
     client_order_id: str
     symbol: str
     side: Side
@@ -23,6 +37,10 @@ class Order:
     time_in_force: TimeInForce = TimeInForce.GTC
     session_id: str = ""
     tag: str = ""
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    oco_group: str = ""
+    parent_id: str = ""
 
     def __post_init__(self) -> None:
         where = f"order {self.client_order_id!r}"
@@ -46,6 +64,39 @@ class Order:
         for name, price in (("limit_price", self.limit_price), ("stop_price", self.stop_price)):
             if price is not None and not (math.isfinite(price) and price > 0):
                 raise ValueError(f"{where}: {name} must be a positive number, got {price}")
+        self._check_trail(where)
+        if self.parent_id and self.parent_id == self.client_order_id:
+            raise ValueError(f"{where}: parent_id must differ from client_order_id")
+
+    def _check_trail(self, where: str) -> None:
+        amount, percent = self.trail_amount, self.trail_percent
+        if self.type != OrderType.TRAILING_STOP:
+            for name, value in (("trail_amount", amount), ("trail_percent", percent)):
+                if value is not None:
+                    raise ValueError(f"{where}: {name} is not allowed for a {self.type} order")
+            return
+        if (amount is None) == (percent is None):
+            raise ValueError(
+                f"{where}: give exactly one of trail_amount and trail_percent for a"
+                f" {self.type} order"
+            )
+        if amount is not None and not (math.isfinite(amount) and amount > 0):
+            raise ValueError(f"{where}: trail_amount must be a positive number, got {amount}")
+        if percent is not None and not 0.0 < percent < 1.0:
+            raise ValueError(f"{where}: trail_percent must be in (0, 1), got {percent}")
+
+    def trail_stop(self, best: float) -> float:
+        """Stop price of a trailing stop whose best price so far is ``best``.
+
+        A sell trails below the highest price (``best - amount`` or ``best * (1 - percent)``),
+        a buy above the lowest (``best + amount`` or ``best * (1 + percent)``).
+        """
+        if self.trail_amount is not None:
+            return best + self.trail_amount if self.side is Side.BUY else best - self.trail_amount
+        percent = self.trail_percent
+        if percent is None:
+            raise ValueError(f"order {self.client_order_id!r}: not a trailing stop")
+        return best * (1.0 + percent) if self.side is Side.BUY else best * (1.0 - percent)
 
     @property
     def signed_quantity(self) -> float:
@@ -107,6 +158,27 @@ class OrderState:
         return OrderState(
             self.order,
             status,
+            self.filled_quantity,
+            self.avg_fill_price,
+            reason or self.reason,
+            ts,
+        )
+
+    def with_quantity(self, quantity: float, ts: datetime, reason: str = "") -> OrderState:
+        """The same open order resized to ``quantity`` (a bracket child following its
+        parent's fills); the status, fills and average price are kept."""
+        if not self.is_open:
+            raise IllegalTransition(
+                f"order {self.order.client_order_id!r}: cannot resize in status {self.status}"
+            )
+        if not quantity > self.filled_quantity:
+            raise ValueError(
+                f"order {self.order.client_order_id!r}: quantity {quantity} must exceed the"
+                f" filled quantity {self.filled_quantity}"
+            )
+        return OrderState(
+            replace(self.order, quantity=quantity),
+            self.status,
             self.filled_quantity,
             self.avg_fill_price,
             reason or self.reason,

@@ -2,6 +2,45 @@
 
 Pure and synchronous, so the backtest engine calls it in-process and a paper session
 calls the very same class inside an actor: both produce the same fills from the same bars.
+
+Contingent orders
+-----------------
+A bar only tells its open, high, low and close; the open is its first trade, but whether the
+high came before the low is unknown. Where that matters the broker assumes the worse order.
+
+* Trailing stops (``OrderType.TRAILING_STOP``). The best price so far starts at the open of
+  the order's first live bar (for a bracket child: at its parent's average fill price). In
+  each bar, in this order: (1) if the open is already beyond the stop of the best price so
+  far, the order triggers and fills at the open (a gap); (2) the open becomes the best
+  price if it is better (it is the bar's first trade); (3) the order triggers and fills at
+  the stop if the bar's low (a sell) or high (a buy) reaches it; (4) only when it did not
+  trigger does the high (a sell) or low (a buy) become the best price, for the next bar. So
+  a bar's extreme never both raises the stop and triggers it: the bar may have made its low
+  before its high. Once triggered it is a market order, like a stop (slippage applies).
+* OCO groups (``Order.oco_group``). The first fill of any member, complete or partial,
+  cancels every other open member, reason ``oco: <group> filled``; the filled member keeps
+  working its remainder. (The one-cancels-other rule of e.g. QuantConnect's LEAN; a broker
+  that instead shrinks the others by partial fills lets both legs fill.) When several
+  members of a group could fill in the same bar, one the open fills (a gap, a market or a
+  triggered stop) goes first, then stops, then limits: with the open known and the rest of
+  the path not, a take-profit and a stop-loss both inside one bar's range exit at the stop.
+  A new member of a group that has had a fill is rejected.
+* Brackets (``Order.parent_id``, see ``raytrader.domain.bracket``). A child is held (status
+  NEW, listed by ``held_orders``, not by ``open_orders``) until its parent's first fill.
+  That fill activates it (ACCEPTED) with the parent's filled quantity, and every later fill
+  of the parent resizes it to the new filled quantity. A child activated in a bar matches
+  from the next bar on: the entry may have filled after the bar's high or low (a limit
+  entry fills somewhere inside the bar), so the bar cannot tell whether an exit level was
+  reached after the entry; a level the entry bar crossed fills at the next open. The first
+  fill of a child cancels the rest of its parent (``bracket: exit <id> filled``), so the
+  exits never exceed the entry's fills. A parent that ends without any fill (cancelled,
+  rejected, expired) cancels its held children (``bracket: entry <id> <status>``); one that
+  ends after some fills leaves its children working for the filled quantity. Cancelling a
+  child cancels only that child.
+
+Every state change above (hold, activation, resize, cancel) is a journal entry. The best
+price of a trailing stop and a child's activation bar are matching memory, like a stop's
+trigger: they are in ``snapshot``, not in the journal.
 """
 
 from __future__ import annotations
@@ -25,6 +64,7 @@ from raytrader.domain import (
 )
 from raytrader.domain.bar import BarTuple
 from raytrader.domain.codec import state_from_dict, state_to_dict
+from raytrader.domain.time import to_utc
 from raytrader.execution.costs import CommissionModel, SlippageModel
 
 INSUFFICIENT_CASH = "insufficient cash"
@@ -35,6 +75,9 @@ _BUY = Side.BUY
 _MARKET = OrderType.MARKET
 _LIMIT = OrderType.LIMIT
 _STOP = OrderType.STOP
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_TRAIL = OrderType.TRAILING_STOP
+_NEW = OrderStatus.NEW
 _DAY = TimeInForce.DAY
 _IOC = TimeInForce.IOC
 # (open, high, low, close, volume) of one bar, as on_bars takes it.
@@ -58,7 +101,7 @@ class PaperBrokerConfig(BaseModel):
 class _Working:
     """Mutable book entry of one order: its latest state plus matching memory."""
 
-    __slots__ = ("fills", "state", "triggered")
+    __slots__ = ("activated", "fills", "peak", "state", "triggered")
 
     def __init__(self, state: OrderState) -> None:
         self.state = state
@@ -66,6 +109,10 @@ class _Working:
         # for it, so it lives here.
         self.triggered = False
         self.fills = 0
+        # Trailing stops: the best price so far (highest for a sell, lowest for a buy).
+        self.peak: float | None = None
+        # Bracket children: the bar that activated them; they match later bars only.
+        self.activated: datetime | None = None
 
 
 def _is_lot_multiple(quantity: float, lot: float) -> bool:
@@ -105,6 +152,9 @@ class PaperBroker:
         self._orders: dict[str, _Working] = {}  # every accepted or rejected order, by id
         self._open: dict[str, _Working] = {}  # open orders, submission order
         self._book: dict[str, dict[str, _Working]] = {}  # open orders by symbol
+        self._held: dict[str, _Working] = {}  # bracket children waiting for a parent fill
+        self._children: dict[str, list[_Working]] = {}  # parent id -> children
+        self._groups: dict[str, list[_Working]] = {}  # OCO group -> members
         self._commission = self.config.commission
         self._slippage = self.config.slippage
         self._rate = self.config.participation_rate
@@ -121,11 +171,26 @@ class PaperBroker:
         return [w.state for w in self._orders.values()]
 
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
-        """Open orders, of ``symbol`` if given, in submission order."""
+        """Working orders, of ``symbol`` if given, in submission order.
+
+        Held bracket children are not listed (see ``held_orders``): cancelling their parent
+        cancels them, so a caller that cancels every open order one by one never meets one.
+        """
         if symbol is None:
             return [w.state for w in self._open.values()]
         book = self._book.get(symbol)
         return [] if book is None else [w.state for w in book.values()]
+
+    def held_orders(self) -> list[OrderState]:
+        """Bracket children waiting for their parent's first fill, in submission order."""
+        return [w.state for w in self._held.values()]
+
+    def trailing_stop(self, client_order_id: str) -> float | None:
+        """Current stop price of a trailing stop; None before it has seen a price."""
+        w = self._get(client_order_id)
+        if w.peak is None:
+            return None
+        return w.state.order.trail_stop(w.peak)
 
     def drain_journal(self) -> list[OrderState]:
         """Return and clear the journal (a store calls this after persisting it)."""
@@ -135,10 +200,15 @@ class PaperBroker:
 
     def snapshot(self) -> dict[str, Any]:
         """Every order's latest state plus the matching memory a restart needs."""
+        orders = self._orders
         return {
-            "orders": [state_to_dict(w.state) for w in self._orders.values()],
-            "triggered": [cid for cid, w in self._orders.items() if w.triggered],
-            "fills": {cid: w.fills for cid, w in self._orders.items() if w.fills},
+            "orders": [state_to_dict(w.state) for w in orders.values()],
+            "triggered": [cid for cid, w in orders.items() if w.triggered],
+            "fills": {cid: w.fills for cid, w in orders.items() if w.fills},
+            "peaks": {cid: w.peak for cid, w in orders.items() if w.peak is not None},
+            "activated": {
+                cid: w.activated.isoformat() for cid, w in orders.items() if w.activated is not None
+            },
         }
 
     def restore(self, snapshot: Mapping[str, Any]) -> None:
@@ -147,17 +217,24 @@ class PaperBroker:
             raise RuntimeError("restore needs an empty broker")
         triggered = set(snapshot.get("triggered", ()))
         fills = dict(snapshot.get("fills", {}))
+        peaks = dict(snapshot.get("peaks", {}))
+        activated = dict(snapshot.get("activated", {}))
         for raw in snapshot["orders"]:
             state = state_from_dict(raw)
             cid = state.order.client_order_id
             w = _Working(state)
             w.triggered = cid in triggered
             w.fills = int(fills.get(cid, 0))
+            if cid in peaks:
+                w.peak = float(peaks[cid])
+            if cid in activated:
+                w.activated = to_utc(activated[cid])
             self._orders[cid] = w
-            if state.is_open:
-                self._open[cid] = w
-                self._book.setdefault(state.order.symbol, {})[cid] = w
-                self.open_symbols.add(state.order.symbol)
+            self._link(w)
+            if state.status is _NEW:
+                self._held[cid] = w
+            elif state.is_open:
+                self._add_open(w)
 
     # ------------------------------------------------------------------ commands
 
@@ -169,21 +246,35 @@ class PaperBroker:
             # Idempotent client ids: the original stays untouched and the duplicate is neither
             # stored nor journaled, since a journal replay keyed by id would clobber the original.
             return new.to(OrderStatus.REJECTED, order.ts, f"duplicate client order id {cid!r}")
-        lot = self._lot
-        if lot > 0.0 and not _is_lot_multiple(order.quantity, lot):
-            reason = f"quantity {order.quantity} is not a multiple of the lot size {lot}"
+        reason = self._refusal(order)
+        if reason:
             w = _Working(new.to(OrderStatus.REJECTED, order.ts, reason))
             self._orders[cid] = w
+            self._link(w)
             self._record(w.state)
             return w.state
-        w = _Working(new.to(OrderStatus.ACCEPTED, order.ts))
+        parent = self._orders[order.parent_id].state if order.parent_id else None
+        if parent is not None and parent.filled_quantity == 0.0:
+            held = OrderState(
+                order, _NEW, reason=f"bracket: held until {order.parent_id} fills", updated=order.ts
+            )
+            w = _Working(held)
+            self._orders[cid] = w
+            self._link(w)
+            self._held[cid] = w
+            self._record(held)
+            return held
+        state = new.to(OrderStatus.ACCEPTED, order.ts)
+        w = _Working(state)
+        if parent is not None:
+            # The parent has filled in part already: the child works now, at that size.
+            why = f"bracket: entry {order.parent_id} filled {parent.filled_quantity}"
+            w.state = state.with_quantity(parent.filled_quantity, order.ts, why)
+            if order.type is _TRAIL:
+                w.peak = parent.avg_fill_price
         self._orders[cid] = w
-        self._open[cid] = w
-        book = self._book.get(order.symbol)
-        if book is None:
-            book = self._book[order.symbol] = {}
-            self.open_symbols.add(order.symbol)
-        book[cid] = w
+        self._link(w)
+        self._add_open(w)
         self._record(w.state)
         return w.state
 
@@ -201,11 +292,12 @@ class PaperBroker:
             targets = list(self._open.values())
         else:
             targets = list(self._book.get(symbol, {}).values())
-        out = []
+        start = len(self.journal)
         for w in targets:
-            self._set(w, w.state.to(OrderStatus.CANCELLED, ts, "cancel all"))
-            out.append(w.state)
-        return out
+            if w.state.is_open:
+                self._set(w, w.state.to(OrderStatus.CANCELLED, ts, "cancel all"))
+        # Also the held bracket children their parents' cancellation cancelled.
+        return self.journal[start:]
 
     def expire_day(self, ts: datetime) -> list[OrderState]:
         """Expire DAY orders of every symbol placed on a UTC date before ``ts``'s date."""
@@ -214,7 +306,7 @@ class PaperBroker:
         out = []
         for w in list(self._open.values()):
             o = w.state.order
-            if o.time_in_force is _DAY and o.ts.date() < day:
+            if o.time_in_force is _DAY and o.ts.date() < day and w.state.is_open:
                 self._set(w, w.state.to(OrderStatus.EXPIRED, ts, DAY_EXPIRED))
                 out.append(w.state)
         return out
@@ -277,7 +369,17 @@ class PaperBroker:
         cash_delta = 0.0  # net cash of the fills made earlier in this call
         rate = self._rate
         lot = self._lot
+        # Only OCO groups and brackets close or activate orders during a call.
+        contingent = bool(self._groups or self._children)
+        if self._groups and len(work) > 1:
+            _oco_priority(work)
         for w, (open_, high, low, _close, volume) in work:
+            # An OCO sibling's or a bracket child's fill earlier in this call may have closed
+            # it; a child activated in a bar matches from the next bar on.
+            if contingent and (
+                w.state.status.is_terminal or (w.activated is not None and ts <= w.activated)
+            ):
+                continue
             order = w.state.order
             if order.time_in_force is _DAY:
                 if day is None:
@@ -328,6 +430,11 @@ class PaperBroker:
             return self._slippage.adjust(open_, order.side)
         if kind is _LIMIT:
             return _limit_fill(buy, order.limit_price, open_, high, low)
+        if kind is _TRAIL:
+            if w.triggered:  # triggered on an earlier bar: now a market order
+                return self._slippage.adjust(open_, order.side)
+            trigger = _trail(w, order, buy, open_, high, low)
+            return None if trigger is None else self._slippage.adjust(trigger, order.side)
         stop = order.stop_price
         assert stop is not None  # Order guarantees it for stop and stop-limit types
         if kind is _STOP:
@@ -395,7 +502,41 @@ class PaperBroker:
             fill_id=f"{order.client_order_id}-{w.fills}",
         )
         self._set(w, w.state.with_fill(qty, price, ts))
+        if order.oco_group or order.parent_id or order.client_order_id in self._children:
+            self._after_contingent_fill(w, ts)
         return fill
+
+    def _after_contingent_fill(self, w: _Working, ts: datetime) -> None:
+        """The OCO and bracket consequences of a fill of ``w`` (see the module docstring)."""
+        order = w.state.order
+        cid = order.client_order_id
+        group = order.oco_group
+        if group:
+            why = f"oco: {group} filled"
+            for m in self._groups[group]:
+                if m is not w and m.state.is_open:
+                    self._set(m, m.state.to(OrderStatus.CANCELLED, ts, why))
+        if order.parent_id:
+            parent = self._orders[order.parent_id]
+            if parent.state.is_open:
+                why = f"bracket: exit {cid} filled"
+                self._set(parent, parent.state.to(OrderStatus.CANCELLED, ts, why))
+        children = self._children.get(cid)
+        if children:
+            filled = w.state.filled_quantity
+            why = f"bracket: entry {cid} filled {filled}"
+            for k in children:
+                st = k.state
+                if st.status is _NEW:
+                    del self._held[st.order.client_order_id]
+                    k.state = st.with_quantity(filled, ts).to(OrderStatus.ACCEPTED, ts, why)
+                    k.activated = ts
+                    if st.order.type is _TRAIL:
+                        k.peak = w.state.avg_fill_price
+                    self._add_open(k)
+                    self._record(k.state)
+                elif st.is_open and st.filled_quantity == 0.0 and st.order.quantity != filled:
+                    self._set(k, st.with_quantity(filled, ts, why))
 
     # ------------------------------------------------------------------ internals
 
@@ -405,11 +546,58 @@ class PaperBroker:
             raise KeyError(f"unknown client order id {client_order_id!r}")
         return w
 
+    def _refusal(self, order: Order) -> str:
+        """Why ``order`` cannot be accepted, or "" if it can."""
+        lot = self._lot
+        if lot > 0.0 and not _is_lot_multiple(order.quantity, lot):
+            return f"quantity {order.quantity} is not a multiple of the lot size {lot}"
+        pid = order.parent_id
+        if pid:
+            p = self._orders.get(pid)
+            if p is None:
+                return f"bracket: parent order {pid!r} is unknown"
+            parent = p.state.order
+            if parent.parent_id:
+                return f"bracket: parent order {pid!r} is itself a child"
+            if not p.state.is_open:
+                return f"bracket: parent order {pid!r} is {p.state.status}"
+            if order.symbol != parent.symbol:
+                return f"bracket: symbol must be the parent's {parent.symbol!r}"
+            if order.side is parent.side:
+                return f"bracket: side must be opposite to the parent's {parent.side}"
+            if abs(order.quantity - parent.quantity) > _QTY_EPS * parent.quantity:
+                return f"bracket: quantity must equal the parent's {parent.quantity}"
+        group = order.oco_group
+        if group and any(m.state.filled_quantity > 0.0 for m in self._groups.get(group, ())):
+            return f"oco: {group} already filled"
+        return ""
+
+    def _link(self, w: _Working) -> None:
+        """Register ``w`` with its OCO group and its bracket parent."""
+        order = w.state.order
+        if order.oco_group:
+            self._groups.setdefault(order.oco_group, []).append(w)
+        if order.parent_id:
+            self._children.setdefault(order.parent_id, []).append(w)
+
+    def _add_open(self, w: _Working) -> None:
+        order = w.state.order
+        self._open[order.client_order_id] = w
+        book = self._book.get(order.symbol)
+        if book is None:
+            book = self._book[order.symbol] = {}
+            self.open_symbols.add(order.symbol)
+        book[order.client_order_id] = w
+
     def _set(self, w: _Working, state: OrderState) -> None:
         w.state = state
-        if state.status.is_terminal:
-            cid = state.order.client_order_id
-            del self._open[cid]
+        if not state.status.is_terminal:
+            self._record(state)
+            return
+        cid = state.order.client_order_id
+        if self._open.pop(cid, None) is None:
+            del self._held[cid]  # a held bracket child
+        else:
             symbol = state.order.symbol
             book = self._book[symbol]
             del book[cid]
@@ -417,11 +605,79 @@ class PaperBroker:
                 del self._book[symbol]
                 self.open_symbols.discard(symbol)
         self._record(state)
+        if state.filled_quantity == 0.0 and cid in self._children:
+            # A parent that ends without a fill takes its held children with it.
+            ts = state.updated or state.order.ts
+            why = f"bracket: entry {cid} {state.status}"
+            for k in self._children[cid]:
+                if k.state.status is _NEW:
+                    self._set(k, k.state.to(OrderStatus.CANCELLED, ts, why))
 
     def _record(self, state: OrderState) -> None:
         self.journal.append(state)
         if self.on_update is not None:
             self.on_update(state)
+
+
+def _trail(
+    w: _Working, order: Order, buy: bool, open_: float, high: float, low: float
+) -> float | None:
+    """Trigger price of a trailing stop in this bar (the open on a gap, else the stop), or
+    None; moves its best price as the module docstring says."""
+    best = w.peak
+    if best is None:
+        best = open_  # the first price the order sees
+    else:
+        stop = order.trail_stop(best)
+        if open_ >= stop if buy else open_ <= stop:
+            w.triggered = True
+            return open_
+        best = min(best, open_) if buy else max(best, open_)
+    stop = order.trail_stop(best)
+    w.peak = best
+    if high >= stop if buy else low <= stop:
+        w.triggered = True
+        return stop
+    w.peak = min(best, low) if buy else max(best, high)
+    return None
+
+
+def _intrabar_rank(item: tuple[_Working, BarTuple]) -> int:
+    """0: fills at the open if at all; 1: a stop inside the bar; 2: a limit inside the bar."""
+    w, bar = item
+    order = w.state.order
+    open_ = bar[0]
+    kind = order.type
+    buy = order.side is _BUY
+    if kind is _MARKET or (w.triggered and kind is not _STOP_LIMIT):
+        return 0
+    if kind is _LIMIT or w.triggered:  # a triggered stop-limit is a limit order
+        limit = order.limit_price
+        assert limit is not None
+        return 0 if (open_ <= limit if buy else open_ >= limit) else 2
+    if kind is _TRAIL:
+        if w.peak is None:
+            return 1
+        stop = order.trail_stop(w.peak)
+    else:
+        assert order.stop_price is not None
+        stop = order.stop_price
+    return 0 if (open_ >= stop if buy else open_ <= stop) else 1
+
+
+def _oco_priority(work: list[tuple[_Working, BarTuple]]) -> None:
+    """Reorder, in place, the members of each OCO group (and side) among their own slots:
+    fills at the open first, then stops, then limits, else submission order."""
+    slots: dict[tuple[str, Side], list[int]] = {}
+    for i, (w, _bar) in enumerate(work):
+        order = w.state.order
+        if order.oco_group:
+            slots.setdefault((order.oco_group, order.side), []).append(i)
+    for idx in slots.values():
+        if len(idx) > 1:
+            members = sorted((work[i] for i in idx), key=_intrabar_rank)
+            for i, item in zip(idx, members, strict=True):
+                work[i] = item
 
 
 def _limit_fill(

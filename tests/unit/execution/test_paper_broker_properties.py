@@ -37,6 +37,12 @@ def orders(draw: st.DrawFn, whole: bool) -> Order:
     )
     needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
     needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+    trail_amount = trail_percent = None
+    if kind is OrderType.TRAILING_STOP:
+        if draw(st.booleans()):
+            trail_amount = draw(st.floats(min_value=0.01, max_value=30.0))
+        else:
+            trail_percent = draw(st.floats(min_value=0.001, max_value=0.5))
     return Order(
         client_order_id="p1",
         symbol="AAA",
@@ -47,6 +53,8 @@ def orders(draw: st.DrawFn, whole: bool) -> Order:
         limit_price=draw(prices) if needs_limit else None,
         stop_price=draw(prices) if needs_stop else None,
         time_in_force=draw(st.sampled_from(list(TimeInForce))),
+        trail_amount=trail_amount,
+        trail_percent=trail_percent,
     )
 
 
