@@ -111,7 +111,9 @@ async def test_risk_refuses_an_order_over_the_limits(api: Any) -> None:
     assert resp.status_code == 201, resp.text
     body = resp.json()
     assert body["status"] == "rejected"
-    assert body["reason"].startswith("max_position_weight: ") and body["reason"].endswith(" > 1.0000")
+    assert body["reason"].startswith("max_position_weight: ") and body["reason"].endswith(
+        " > 1.0000"
+    )
     listed = await api.order(sid, "big")
     assert listed is not None and listed["status"] == "rejected"
     again = await api.client.post(
@@ -172,6 +174,7 @@ async def test_an_order_survives_a_restarted_execution_actor(api: Any) -> None:
 
 BAD_ORDERS: list[tuple[dict[str, Any], tuple[str, ...]]] = [
     ({"type": "limit"}, ("limit_price",)),
+    ({"type": "trailing_stop"}, ("type",)),  # needs trail fields: not an order type here
     ({"limit_price": 10.0}, ("limit_price",)),
     ({"type": "stop_limit", "limit_price": 10.0}, ("stop_price",)),
     ({"quantity": 0}, ("quantity",)),

@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
@@ -91,7 +91,11 @@ UtcTime = Annotated[
 ]
 # Enums arrive as their JSON strings (strict mode takes only enum members).
 SideIn = Annotated[Side, Field(strict=False)]
-OrderTypeIn = Annotated[OrderType, Field(strict=False)]
+# Trailing stops need trail fields these requests do not carry: not accepted here.
+OrderTypeIn = Annotated[
+    Literal[OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT],
+    BeforeValidator(lambda v: OrderType(v) if v in OrderType._value2member_map_ else v),
+]
 TimeInForceIn = Annotated[TimeInForce, Field(strict=False)]
 Price = Annotated[float, Field(ge=1e-8, le=1e9, description="a price")]
 Quantity = Annotated[float, Field(gt=0, le=1e12, description="units, positive")]
