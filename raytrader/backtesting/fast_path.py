@@ -342,6 +342,9 @@ def simulate(
                 if remaining < qty:
                     qty = remaining
                 fee = _commission(qty * price, commission_bps, commission_min)
+                if side < 0 and (cash + 0.0) + qty * price - fee < 0.0:
+                    live = False  # a sell whose commission the cash cannot pay: refused
+            if live:
                 fill_bar[k] = i
                 fill_side[k] = side
                 fill_qty[k] = qty

@@ -414,6 +414,13 @@ class PaperBroker:
                     qty = min(qty, remaining)
                     notional = qty * price
                     fee = self._commission.commission(notional)
+                    if order.side is not _BUY and self.buying_power is not None:
+                        if cash is None:
+                            cash = float(self.buying_power())
+                        if (cash + cash_delta) + notional - fee < 0.0:
+                            # A minimum commission above the proceeds would overdraw the cash.
+                            self._refuse_for_cash(w, ts)
+                            continue
                     cash_delta += (-notional - fee) if order.side is _BUY else (notional - fee)
                     fills.append(self._fill(w, qty, price, fee, ts))
             if order.time_in_force is _IOC and w.state.is_open:

@@ -197,8 +197,6 @@ class FillTally:
     # Remainders the ledger dropped when a reduction left less than LEDGER_DUST of a position.
     dust: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     notional: float = 0.0
-    # What sells cost beyond their proceeds (a minimum commission above the notional).
-    sell_overrun: float = 0.0
 
     def book(self, ledger: Ledger, fill: Fill) -> None:
         """Book ``fill`` in the ledger and here; check the fill's own effect."""
@@ -222,8 +220,6 @@ class FillTally:
         self.signed[fill.symbol] += q
         self.gross[fill.symbol] += abs(q)
         self.notional += abs(q) * fill.price + fill.commission
-        if fill.side is Side.SELL:
-            self.sell_overrun += max(fill.commission - fill.notional, 0.0)
 
     @property
     def scale(self) -> float:
@@ -254,13 +250,9 @@ class FillTally:
             self.check_cash(ledger.cash)
 
     def check_cash(self, cash: float) -> None:
-        """Without margin nothing may spend cash the account does not have.
-
-        Known exception, allowed for here: a sell whose minimum commission exceeds its
-        proceeds costs cash, and nothing refuses it when the cash cannot pay for it (reported;
-        once fixed, drop ``sell_overrun`` from the bound).
-        """
-        assert cash >= -REL * self.scale - self.sell_overrun, f"cash {cash} < 0 without margin"
+        """Without margin nothing may spend cash the account does not have (a sell whose
+        minimum commission exceeds its proceeds included)."""
+        assert cash >= -REL * self.scale, f"cash {cash} < 0 without margin"
 
 
 def make_order(
