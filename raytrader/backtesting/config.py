@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from raytrader.data.spec import DataSpec
 from raytrader.execution.paper_broker import PaperBrokerConfig
-from raytrader.portfolio.config import PortfolioConfig
+from raytrader.portfolio.config import AgentCapital, PortfolioConfig
 
 
 class AgentSpec(BaseModel):
@@ -41,6 +42,17 @@ class BacktestConfig(BaseModel):
     periods_per_year: float | None = Field(
         None, gt=0, description="annualization; inferred from the bar spacing when omitted"
     )
+
+    @model_validator(mode="after")
+    def _capital_of_the_agents(self) -> BacktestConfig:
+        check_capital(self.portfolio, self.agents)
+        return self
+
+
+def check_capital(portfolio: PortfolioConfig, agents: Sequence[AgentSpec]) -> None:
+    """Raise unless ``portfolio.capital`` (if set) gives every agent exactly one weight."""
+    if portfolio.capital is not None:
+        AgentCapital.resolve(portfolio.capital, [a.name for a in agents])
 
 
 class ConfigError(ValueError):

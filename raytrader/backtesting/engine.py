@@ -8,6 +8,10 @@ One bar, in the order a live session runs it:
 3. at the close: the kill switch (if configured) books the equity, and agents see the bar (and
    only the past) and emit signals.
 
+With capital weights (``PortfolioConfig.capital``) the agents share the account: the planner
+nets their targets into one target per symbol (see ``OrderPlanner``), and the result carries
+the attribution of positions and PnL back to the agents (``BacktestResult.attribution``).
+
 When the kill switch trips at a close, the open orders are cancelled, every position is sold or
 bought back with a market order for the next open if ``flatten`` is set, and every later order
 is refused (journaled as rejected, reason ``halted: <why>``) to the end of the run: a backtest
@@ -29,12 +33,13 @@ import pandas as pd
 
 from raytrader.agents.base import Agent
 from raytrader.agents.context import BarContext
+from raytrader.backtesting.attribution import attribute
 from raytrader.backtesting.result import BacktestResult, SignalRecord
 from raytrader.data.indicators import atr as atr_indicator
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Fill, OrderState, OrderStatus
 from raytrader.execution.paper_broker import PaperBroker, PaperBrokerConfig
-from raytrader.portfolio.config import PortfolioConfig
+from raytrader.portfolio.config import AgentCapital, PortfolioConfig
 from raytrader.portfolio.planner import OrderPlanner, account_at
 from raytrader.portfolio.rebalancer import Rebalancer
 from raytrader.risk.checks import PreTradeRisk, RiskContext, bar_returns
@@ -111,11 +116,14 @@ class BacktestEngine:
         n, symbols = data.n_bars, data.symbols
         ledger = Ledger(self.initial_cash)
         broker = PaperBroker(self.broker_config, buying_power=lambda: ledger.cash)
+        capital = self.portfolio_config.capital
+        shares = AgentCapital.resolve(capital, [a.name for a in agents]) if capital else None
         planner = OrderPlanner(
             Rebalancer(
                 self.portfolio_config, self.broker_config.commission, self.broker_config.slippage
             ),
             self.run_id,
+            shares,
         )
         limits = self.portfolio_config.limits
         risk = PreTradeRisk(limits)
@@ -285,7 +293,7 @@ class BacktestEngine:
             if progress is not None:
                 progress(min(start + _PROGRESS_EVERY, n))
 
-        return BacktestResult.build(
+        result = BacktestResult.build(
             data=data,
             close_ffill=close_ffill,
             initial_cash=self.initial_cash,
@@ -300,6 +308,11 @@ class BacktestEngine:
             adjustments=list(planner.rebalancer.adjustments),
             halted=halted,
         )
+        if shares is not None:
+            result.attribution, result.attributed_positions = attribute(
+                result, close_ffill, self.initial_cash, shares.labels, planner.allocation_log
+            )
+        return result
 
     @staticmethod
     def _equity(ledger: Ledger, symbols: Sequence[str], close_ffill: FloatArray, i: int) -> float:

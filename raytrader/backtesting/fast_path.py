@@ -630,6 +630,8 @@ def _config_reason(data: MarketData, broker: PaperBrokerConfig, initial_cash: fl
 
 
 def _portfolio_reason(portfolio: PortfolioConfig) -> str | None:
+    if portfolio.capital is not None:
+        return "capital weights are set: netting the agents' targets needs the event engine"
     if portfolio.kill_switch is not None:
         return "a kill switch is configured: halting needs the event engine"
     extended = portfolio.limits.extended

@@ -39,6 +39,10 @@ class BacktestResult:
     _metrics: Metrics | None = field(default=None, repr=False)
     #: When and why the kill switch halted the run (None: it did not).
     halted: tuple[datetime, str] | None = None
+    #: With capital weights: each bar's PnL by agent (see ``backtesting.attribution``) and
+    #: the last bar's positions by agent (None without capital weights).
+    attribution: pd.DataFrame | None = None
+    attributed_positions: pd.DataFrame | None = None
 
     @classmethod
     def build(

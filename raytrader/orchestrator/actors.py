@@ -26,6 +26,7 @@ from raytrader.domain import Fill, Order, OrderState, Signal
 from raytrader.domain.bar import BarTuple
 from raytrader.execution.book import SessionBook
 from raytrader.orchestrator.config import SessionConfig
+from raytrader.portfolio.config import AgentCapital
 from raytrader.portfolio.planner import OrderPlan, OrderPlanner
 from raytrader.portfolio.rebalancer import AccountView, Rebalancer
 from raytrader.risk.checks import PreTradeRisk, RiskContext
@@ -234,7 +235,11 @@ class StrategyActor(_Component):
 
 
 class PortfolioActor(_Component):
-    """Turns each session's pending signals into orders at the next open."""
+    """Turns each session's pending signals into orders at the next open.
+
+    With capital weights the planner nets the agents' latest targets, which the driver keeps
+    (and checkpoints) and sends along: a reloaded actor has nothing to lose.
+    """
 
     def __init__(
         self, store_url: str | None, data_dir: str, store_prefix: str | None = None
@@ -245,7 +250,9 @@ class PortfolioActor(_Component):
     async def load(self, sid: str) -> None:
         config, _ = await self.checkpoint(sid)
         rb = Rebalancer(config.portfolio, config.broker.commission, config.broker.slippage)
-        self.planners[sid] = OrderPlanner(rb, sid)
+        capital = config.portfolio.capital
+        shares = AgentCapital.resolve(capital, [a.name for a in config.agents]) if capital else None
+        self.planners[sid] = OrderPlanner(rb, sid, shares)
 
     def plan(
         self,
@@ -255,18 +262,29 @@ class PortfolioActor(_Component):
         prices: Mapping[str, float],
         account: AccountView,
         pending: Sequence[tuple[int, Signal]],
+        targets: Mapping[tuple[int, str], Signal] | None = None,
     ) -> OrderPlan:
         planner = self.planners.get(sid)
         if planner is None:
             raise SessionNotLoaded(sid)
         planner.pending = list(pending)
-        return planner.plan(bar, ts, prices, account)
+        if targets is not None:
+            planner.targets = dict(targets)
+        plan = planner.plan(bar, ts, prices, account)
+        planner.allocation_log.clear()  # a backtest's attribution input; a session keeps none
+        return plan
 
     def plan_many(
         self,
         requests: Sequence[
             tuple[
-                str, int, datetime, Mapping[str, float], AccountView, Sequence[tuple[int, Signal]]
+                str,
+                int,
+                datetime,
+                Mapping[str, float],
+                AccountView,
+                Sequence[tuple[int, Signal]],
+                Mapping[tuple[int, str], Signal] | None,
             ]
         ],
     ) -> list[OrderPlan | SessionNotLoaded]:

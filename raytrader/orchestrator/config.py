@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from raytrader.backtesting.config import AgentSpec, BacktestConfig
+from raytrader.backtesting.config import AgentSpec, BacktestConfig, check_capital
 from raytrader.data.spec import DataSpec
 from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
@@ -61,6 +61,11 @@ class SessionConfig(BaseModel):
     def _live_feed_needs_symbols(self) -> SessionConfig:
         if self.feed.kind == "ccxt" and (not self.symbols or not self.timeframe):
             raise ValueError("a ccxt feed needs `symbols` and `timeframe`")
+        return self
+
+    @model_validator(mode="after")
+    def _capital_of_the_agents(self) -> SessionConfig:
+        check_capital(self.portfolio, self.agents)
         return self
 
     @model_validator(mode="after")

@@ -6,12 +6,13 @@ then the broker; a fresh checkpoint then records the book, so a component restar
 loses the order nor sends it twice (client order ids are idempotent). The session's clock is
 the timestamp of its last bar: a manual order placed now meets the market at the next bar.
 A halted session (its kill switch tripped) takes requests too, but refuses every order with
-the halt's reason, as its driver does.
+the halt's reason, as its driver does. A new rebalance schedule lands between two bars too: the
+driver acts on it from the next bar, and a checkpoint at the change makes a replay after a
+restart use the old schedule before the change and the new one after it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,18 +36,20 @@ from raytrader.orchestrator.actors import SessionNotLoaded
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.sessions import (
     LIVE,
+    SCHEDULES,
     SessionError,
     SessionManager,
     SessionRun,
     checkpoint_of,
+    target_signals,
 )
 from raytrader.portfolio.planner import marked_account
 from raytrader.portfolio.rebalancer import AccountView
+from raytrader.portfolio.schedule import RebalanceSchedule
 from raytrader.state.ledger import Ledger
 
 # Client order ids the session's own planner hands out start with the session id.
 RESERVED_ID_PREFIX = "s-"
-SCHEDULES = "rebalance_schedule"
 
 
 class FieldError(ValueError):
@@ -169,15 +172,20 @@ def session_clock(run: SessionRun) -> datetime:
 
 
 async def _checkpoint(
-    mgr: SessionManager, run: SessionRun, journal: list[Any], book: dict[str, Any] | None = None
+    mgr: SessionManager,
+    run: SessionRun,
+    journal: list[Any],
+    book: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Persist ``journal`` and a checkpoint at the last bar holding the book as it is now."""
+    """Persist ``journal`` (and ``events``) and a checkpoint at the last bar holding the book
+    as it is now."""
     c, sid = mgr.c, run.id
     if book is None:
         book = await c.execution.snapshot.remote(sid)
     agents = await c.strategy.state.remote(sid)
     checkpoint = checkpoint_of(run, session_clock(run), agents, book)
-    await c.state.commit.remote(sid, journal, [], checkpoint)
+    await c.state.commit.remote(sid, journal, events or [], checkpoint)
     run.book = book  # the driver checkpoints this copy until the book changes again
     run.since_checkpoint = 0
 
@@ -290,16 +298,7 @@ async def trigger_rebalance(
                 f"symbols {unknown} are not traded in session {sid} (have {list(run.symbols)})",
             )
         ts = session_clock(run)
-        signals = [
-            Signal(
-                symbol,
-                ts,
-                direction=int(math.copysign(1, w)) if w else 0,
-                weight=w,
-                reason="rebalance on request",
-            )
-            for symbol, w in targets.items()
-        ]
+        signals = target_signals(targets, ts, "rebalance on request")
         if close_others:
             held = await mgr.c.execution.positions.remote(sid)
             signals += [
@@ -370,13 +369,51 @@ async def session_config(mgr: SessionManager, sid: str) -> SessionConfig:
 
 
 async def put_schedule(mgr: SessionManager, sid: str, schedule: dict[str, Any]) -> None:
-    """Store a session's rebalance schedule (404 unknown session, 409 finished)."""
+    """Store a session's rebalance schedule (the portfolio API's record: ``{"schedule":
+    {...}, ...}``) and, when this server drives the session, act on it from the next bar (404
+    unknown session, 409 finished, 422 a target symbol the session does not trade).
+
+    A ``schedule`` event names the first bar the schedule applies to (``from_bar``); the
+    checkpoint written with it keeps a replay after a restart on the old schedule before.
+    """
     record = await mgr.record(sid)
     run = mgr.runs.get(sid)
     status = run.status if run is not None else record.status
     if status in ("stopped", "failed"):
         raise SessionError(f"session {sid!r} is {status}; its schedule cannot change")
-    await mgr.c.state.put_record.remote(SCHEDULES, sid, schedule)
+    timing = RebalanceSchedule.from_stored(schedule)
+    if run is None or run.done.is_set():
+        await mgr.c.state.put_record.remote(SCHEDULES, sid, schedule)
+        return
+    async with run.lock:
+        if run.status in ("stopped", "failed"):
+            raise SessionError(f"session {sid!r} is {run.status}; its schedule cannot change")
+        targets = schedule.get("schedule", schedule).get("targets") or {}
+        unknown = sorted(set(targets) - set(run.symbols)) if run.symbols else []
+        if unknown:
+            raise FieldError(
+                ("body", "targets"),
+                f"symbols {unknown} are not traded in session {sid} (have {list(run.symbols)})",
+            )
+        event = {
+            "type": "schedule",
+            "from_bar": run.last_bar + 1,
+            "schedule": timing.model_dump(mode="json"),
+            "targets": targets or None,
+        }
+        try:
+            if run.status in LIVE and run.last_bar in run.equity:
+                await _checkpoint(mgr, run, [], events=[event])
+            else:  # no bar yet (a replay starts on the new schedule), or stopping
+                await mgr.c.state.commit.remote(sid, [], [event], None)
+        except Exception as exc:
+            if _is_component_failure(exc):
+                raise SessionError(
+                    f"session {sid!r} is reloading after a component failure; retry", 503
+                ) from exc
+            raise
+        await mgr.c.state.put_record.remote(SCHEDULES, sid, schedule)
+        run.set_schedule(schedule)
 
 
 async def get_schedule(mgr: SessionManager, sid: str) -> dict[str, Any]:

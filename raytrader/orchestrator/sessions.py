@@ -12,6 +12,23 @@ position at the next open, and marks the session ``halted`` with the reason (a `
 ``status`` event say so). A halted session keeps receiving bars, but every order, the agents'
 and manual ones, is refused (journaled as rejected, reason ``halted: <why>``) until a person
 resumes it (``SessionManager.resume``). The halt is in the checkpoint, so it survives restarts.
+
+Rebalance schedules: the schedule the portfolio API stores for a session (``SCHEDULES``) is
+read when the session loads and replaced, between two bars, when the API changes it (the
+change takes effect at the next bar). At each bar's close, once the agents have decided, a
+schedule that is due (``RebalanceSchedule.due`` from the previous bar's time, which the
+checkpoint keeps) queues a rebalance for the next open:
+
+- with ``targets``: a weight signal per target symbol, as a manual rebalance queues them
+  (``control.trigger_rebalance``): after the agents' signals, so they win for their symbols;
+- without: the agents' latest targets, i.e. every agent's latest signal per symbol (kept in
+  ``SessionRun.targets`` and checkpointed) sent again, so holdings that drifted from their
+  targets are traded back to them (a weight is restored at the current equity; a quantity, a
+  direction sized again). Symbols no agent ever targeted are left alone.
+
+A ``rebalance`` event names the bar and what was queued. With capital weights
+(``portfolio.capital``) the planner nets the agents' targets, as in a backtest (see
+``OrderPlanner``).
 """
 
 from __future__ import annotations
@@ -20,8 +37,8 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,8 +56,9 @@ from raytrader.orchestrator import metrics
 from raytrader.orchestrator.actors import SessionNotLoaded
 from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.runtime import Components
-from raytrader.portfolio.planner import OrderPlan, marked_account
+from raytrader.portfolio.planner import OrderPlan, Targets, marked_account, note_targets
 from raytrader.portfolio.rebalancer import AccountView
+from raytrader.portfolio.schedule import RebalanceSchedule
 from raytrader.risk.checks import RiskContext, bar_returns
 from raytrader.risk.kill_switch import KillSwitch, flatten_orders
 from raytrader.state.ledger import Ledger
@@ -55,6 +73,9 @@ LIVE = ("running", "halted")
 CHECKPOINT_EVERY = 50  # bars; bounds the replay after a crash when nothing else changes
 TICK_WAIT = 0.05  # seconds the tick loop waits for a due bar before checking for stops
 _MINUTE = timedelta(seconds=60)
+#: The store's namespace of the rebalance schedules the portfolio API sets, keyed by session.
+SCHEDULES = "rebalance_schedule"
+SCHEDULED = "scheduled rebalance"
 
 
 class SessionError(Exception):
@@ -63,6 +84,20 @@ class SessionError(Exception):
     def __init__(self, message: str, status_code: int = 409) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+def target_signals(targets: Mapping[str, float], ts: datetime, reason: str) -> list[Signal]:
+    """Weight signals moving each symbol of ``targets`` to its weight of the equity."""
+    return [
+        Signal(
+            symbol,
+            ts,
+            direction=int(math.copysign(1, w)) if w else 0,
+            weight=w,
+            reason=reason,
+        )
+        for symbol, w in targets.items()
+    ]
 
 
 def _order_key(state: OrderState) -> str:
@@ -99,9 +134,39 @@ class SessionRun:
     order_times: list[datetime] = field(default_factory=list)  # orders sent, last minute
     closes: list[list[float | None]] = field(default_factory=list)  # recent closes, by bar
     open_orders: dict[str, str] = field(default_factory=dict)  # working: client id -> symbol
+    # Rebalancing (checkpointed: targets and prev_ts; the schedule is the stored one):
+    targets: Targets = field(default_factory=dict)  # every agent's latest signal per symbol
+    schedule: RebalanceSchedule | None = None
+    schedule_targets: dict[str, float] | None = None  # None: the agents' latest targets
+    prev_ts: datetime | None = None  # the last bar's time, the schedule's previous bar
 
     def __post_init__(self) -> None:
         self.kill = KillSwitch(self.config.portfolio.kill_switch, self.config.initial_cash)
+
+    def set_schedule(self, stored: Mapping[str, Any] | None) -> None:
+        """Act on ``stored`` (the portfolio API's record, or None: no schedule) from now on."""
+        if stored is None:
+            self.schedule, self.schedule_targets = None, None
+            return
+        self.schedule = RebalanceSchedule.from_stored(stored)
+        targets = stored.get("schedule", stored).get("targets")
+        self.schedule_targets = {str(s): float(w) for s, w in targets.items()} if targets else None
+
+    def scheduled_rebalance(
+        self, ts: datetime, signals: list[tuple[int, Signal]]
+    ) -> list[tuple[int, Signal]]:
+        """What the pending signals become when the schedule is due at the close at ``ts``,
+        the agents having just sent ``signals`` (already noted in ``targets``)."""
+        if self.schedule_targets is not None:
+            known = {s: w for s, w in self.schedule_targets.items() if s in self.symbols}
+            return [*signals, *((-1, sg) for sg in target_signals(known, ts, SCHEDULED))]
+        fresh = {(k, sg.symbol) for k, sg in signals}
+        again = [
+            (k, replace(sg, ts=ts, reason=f"{SCHEDULED}: {sg.reason}" if sg.reason else SCHEDULED))
+            for (k, symbol), sg in self.targets.items()
+            if (k, symbol) not in fresh
+        ]
+        return [*again, *signals]
 
     def track_orders(self, states: list[OrderState]) -> None:
         """Keep ``open_orders`` up to date with order changes."""
@@ -162,8 +227,10 @@ def checkpoint_of(
     return {
         "bar": run.last_bar,
         "ts": ts.isoformat() if ts is not None else None,
+        "prev_ts": run.prev_ts.isoformat() if run.prev_ts is not None else None,
         "symbols": list(run.symbols),
         "pending": [(k, to_dict(sg)) for k, sg in run.pending],
+        "targets": [(k, to_dict(sg)) for (k, _), sg in run.targets.items()],
         "agents": agents,
         "book": book,
         "risk": run.risk_state(),
@@ -388,6 +455,13 @@ class SessionManager:
         if not run.symbols:
             run.symbols = tuple(await c.execution.symbols.remote(sid))
         run.restore_risk(cp.get("risk") if cp else None)
+        run.targets = {}
+        note_targets(
+            run.targets, ((k, from_dict(Signal, sg)) for k, sg in (cp or {}).get("targets", []))
+        )
+        prev = (cp.get("prev_ts") or cp.get("ts")) if cp else None
+        run.prev_ts = pd.Timestamp(prev).to_pydatetime() if prev else None
+        run.set_schedule(await c.state.get_record.remote(SCHEDULES, sid))
         run.open_orders = {}
         if run.book:
             broker = PaperBroker(run.config.broker)
@@ -490,7 +564,16 @@ class SessionManager:
                     )
                 plans = await c.portfolio.plan_many.remote(
                     [
-                        (w.run.id, w.item.index, w.ts, w.prices, w.account, w.run.pending)
+                        (
+                            w.run.id,
+                            w.item.index,
+                            w.ts,
+                            w.prices,
+                            w.account,
+                            w.run.pending,
+                            # With capital weights the planner nets the agents' latest targets.
+                            w.run.targets if w.run.config.portfolio.capital else None,
+                        )
                         for w in planning
                     ]
                 )
@@ -600,12 +683,30 @@ class SessionManager:
             del run.closes[: -(limits.risk_lookback + 1)]
         if run.config.portfolio.kill_switch is not None or limits.daily_loss_limit is not None:
             w.tripped = run.kill.update(w.ts, equity)
+        i = w.item.index
+        prev, run.prev_ts = run.prev_ts, w.ts
+        note_targets(run.targets, signals)
         run.pending = list(signals)
         events = w.events
         events.extend({"type": "order", **state_to_dict(st)} for st in changes)
         events.extend({"type": "fill", **to_dict(f)} for f in fills)
         events.extend({"type": "signal", "agent": k, **to_dict(sg)} for k, sg in signals)
-        i = w.item.index
+        scheduled = run.schedule is not None and run.schedule.due(prev, w.ts)
+        if scheduled:
+            assert run.schedule is not None
+            run.pending = run.scheduled_rebalance(w.ts, run.pending)
+            queued = run.pending if run.schedule_targets is None else run.pending[len(signals) :]
+            events.append(
+                {
+                    "type": "rebalance",
+                    "trigger": "schedule",
+                    "bar": i,
+                    "ts": w.ts.isoformat(),
+                    "schedule": run.schedule.model_dump(mode="json"),
+                    "targets": run.schedule_targets,
+                    "signals": [{"agent": k, **to_dict(sg)} for k, sg in queued],
+                }
+            )
         events.append(
             {
                 "type": "equity",
@@ -623,7 +724,7 @@ class SessionManager:
             run.book = book
         if w.tripped:
             pass  # the halt writes the checkpoint, once its orders are cancelled
-        elif book is not None or signals or run.since_checkpoint >= CHECKPOINT_EVERY:
+        elif book is not None or run.pending or run.since_checkpoint >= CHECKPOINT_EVERY:
             checkpoint = checkpoint_of(run, w.ts, agent_state, run.book)
             run.since_checkpoint = 0
         return run.id, journal, events, checkpoint

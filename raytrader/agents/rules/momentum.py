@@ -7,7 +7,9 @@ target size changed by more than ``resize_threshold`` (upward only while the ind
 Open new positions from the top, in rank order, only while the index closes above its
 ``index_ma_period`` moving average. Target size = equity x ``risk_factor`` / ATR(``atr_period``).
 On the second Wednesday of each month, every holding is set to its exact target size whatever
-the index does.
+the index does. The days are ``RebalanceSchedule``s (weekly, and monthly on the second
+``rebalance_weekday``, both skipping a day without bars); on intraday data the agent decides
+once a day, at the first bar it sees.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from raytrader.agents.rules._util import per_symbol
 from raytrader.data.indicators import atr, exp_regression_momentum, sma
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Signal
+from raytrader.portfolio.schedule import RebalanceSchedule
 
 WEDNESDAY = 2
 
@@ -62,6 +65,14 @@ class Momentum(Agent):
 
     def __init__(self, params: AgentParams | None = None, **overrides: Any) -> None:
         super().__init__(params, **overrides)
+        p = self.params
+        # Updates on the rebalance weekday; the full rebalance on its second one of the month.
+        self._weekly = RebalanceSchedule(
+            kind="weekly", weekday=p.rebalance_weekday, on_missed="skip"
+        )
+        self._monthly = RebalanceSchedule(
+            kind="monthly", weekday=p.rebalance_weekday, nth=2, on_missed="skip"
+        )
         self._last_update: date | None = None
         self._sell_requests: set[str] = set()
 
@@ -101,17 +112,25 @@ class Momentum(Agent):
     def active_bars(
         self, data: MarketData, indicators: Mapping[str, FloatArray]
     ) -> npt.NDArray[np.bool_]:
-        """Only the bars of the rebalance weekday."""
-        return np.asarray(data.index.weekday == self.params.rebalance_weekday)
+        """Every bar of the days the weekly schedule is due on (on daily data, its due bars).
+
+        ``on_bar`` decides at the first of a day's bars it is called on: the day's first bar,
+        unless the warm-up ends later that day. Marking the whole day keeps that exact.
+        """
+        index = data.index
+        due = self._weekly.due_bars(index)
+        local = index.tz_localize(None) if index.tz is not None else index
+        days = local.normalize().to_numpy().astype("datetime64[D]")
+        return np.isin(days, days[due])
 
     def on_bar(self, ctx: BarContext) -> Sequence[Signal] | None:
         p = self.params
         ts = ctx.ts
         day = ts.date()
-        if ts.weekday() != p.rebalance_weekday or day == self._last_update:
+        if not self._weekly.is_scheduled(day) or day == self._last_update:
             return None
         self._last_update = day
-        full_rebalance = is_second_weekday_of_month(day)
+        full_rebalance = self._monthly.is_scheduled(day)
 
         idx = ctx.sym(p.index_symbol)
         index_ma = ctx.value("index_ma", idx)

@@ -198,3 +198,46 @@ def test_signals_are_signals() -> None:
     data = universe(index_rising=True)
     signals, _ = decide(data, "2024-01-24", FakeAccount({}))
     assert all(isinstance(s, Signal) for s in signals.values())
+
+
+@pytest.mark.parametrize("warmup_hour", [0, 5])
+def test_on_intraday_bars_it_decides_once_per_wednesday(warmup_hour: int) -> None:
+    """Active bars: every bar of a Wednesday; on_bar acts at the first it sees (the day's
+    first, or the first after a warm-up that ends later that Wednesday) and at no other."""
+    hours = pd.date_range("2024-01-01", periods=24 * 7 * 8, freq="1h", tz="UTC", name="ts")
+    rng = np.random.default_rng(3)
+    frames = {}
+    for symbol in [*GROWTH, "INDEX"]:
+        close = 100 * np.exp(np.cumsum(rng.normal(0.0005, 0.01, len(hours))))
+        frames[symbol] = pd.DataFrame(
+            {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close},
+            index=hours,
+        ).assign(volume=1e6)
+    data = MarketData.from_frames(frames)
+    # A warm-up ending on the third Wednesday (2024-01-17) at warmup_hour.
+    warmup = int(hours.get_loc(pd.Timestamp("2024-01-17", tz="UTC"))) + warmup_hour
+    agent = Momentum(lookback_period=warmup, exit_ma_period=5, index_ma_period=10, atr_period=3)
+    assert agent.warmup == warmup
+    ind = agent.indicators(data)
+    active = agent.active_bars(data, ind)
+    assert active.tolist() == (hours.weekday == 2).tolist()
+    ctx = BarContext(data, ind, FakeAccount({}))
+    decided = []
+    for i in range(warmup, data.n_bars):
+        ctx.i = i
+        before = agent.get_state()["last_update"]
+        out = agent.on_bar(ctx)
+        if agent.get_state()["last_update"] != before:
+            decided.append(hours[i])
+        elif not active[i]:
+            assert not out
+    assert decided[0] == hours[warmup]
+    assert [ts.hour for ts in decided[1:]] == [0] * (len(decided) - 1)
+    assert [ts.date().isoformat() for ts in decided] == [
+        "2024-01-17",
+        "2024-01-24",
+        "2024-01-31",
+        "2024-02-07",
+        "2024-02-14",
+        "2024-02-21",
+    ]
