@@ -350,6 +350,17 @@ BAD_OPTIMIZE: list[tuple[dict[str, Any], tuple[str, ...], str]] = [
         "",
     ),
     ({"walk_forward": {"mode": "anchored", "train_bars": 100}}, ("walk_forward",), "anchored"),
+    # The fast path simulates neither a kill switch nor the optional limits: refused up front.
+    (
+        {"engine": "fast", "portfolio": {"lot_size": 0.001, "kill_switch": {"max_drawdown": 0.2}}},
+        ("engine",),
+        "a kill switch is configured",
+    ),
+    (
+        {"engine": "fast", "portfolio": {"lot_size": 0.001, "limits": {"max_open_orders": 3}}},
+        ("engine",),
+        "pre-trade limits max_open_orders are set",
+    ),
 ]
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
+
+from raytrader.portfolio.reconcile import reconcile
+from raytrader.portfolio.schedule import RebalanceSchedule
 
 pytestmark = pytest.mark.asyncio
 
@@ -93,6 +97,51 @@ async def test_desired_state(api: Any) -> None:
     assert rows["A"]["target_weight"] == pytest.approx(0.2)
     assert rows["B"]["target"] == 100 and rows["B"]["held"] == 0
     assert rows["Z"]["target"] == 3 and rows["Z"]["delta"] == 0 and rows["Z"]["price"] is None
+    # Without a session nothing is in flight: the gap is the delta.
+    assert rows["A"]["desired"] == 20 and rows["A"]["in_flight"] == 0 and rows["A"]["gap"] == -30
+    assert rows["A"]["flags"] == ["over"] and rows["B"]["flags"] == ["under"]
+    assert rows["Z"]["desired"] is None and rows["Z"]["flags"] == [] and rows["Z"]["gap"] == 0
+
+
+async def test_desired_state_reconciles_working_orders(api: Any) -> None:
+    sid = await api.start_session(
+        agents=[{"name": "sma_cross", "params": {"fast": 500, "slow": 900}}],
+        portfolio={"lot_size": 0.001, "limits": {"allow_short": True}},
+    )
+    submit = "/api/execution/submit-order"
+    for cid, side, qty, price in (("low-buy", "buy", 30, 0.01), ("high-sell", "sell", 5, 1e8)):
+        order = {"session_id": sid, "symbol": "SYN", "side": side, "quantity": qty,
+                 "type": "limit", "limit_price": price, "client_order_id": cid}  # fmt: skip
+        assert (await api.client.post(submit, json=order)).status_code == 201
+    for cid in ("low-buy", "high-sell"):
+        await api.order_in(sid, cid, {"new", "accepted"})
+
+    resp = await api.client.post(DESIRED, json={"session_id": sid, "targets": {"SYN": 0.001}})
+    assert resp.status_code == 200, resp.text
+    (row,) = resp.json()["rows"]
+    assert row["held"] == 0 and row["in_flight"] == 25  # 30 to buy, 5 to sell
+    assert row["desired"] == row["target"] > 0
+    rec = reconcile({"SYN": row["desired"]}, {}, {"SYN": 25}).row("SYN")
+    assert row["gap"] == pytest.approx(rec.gap) and row["flags"] == sorted(rec.flags)
+    assert row["flags"] == ["over", "overshoot"]  # 25 in flight, about 1 wanted
+
+    # No target for SYN (it keeps what it holds: nothing): its working buy is an orphan
+    # that works against that.
+    flat = await api.client.post(
+        "/api/execution/cancel-order", json={"session_id": sid, "client_order_id": "high-sell"}
+    )
+    assert flat.status_code == 200, flat.text
+    orphan = await api.client.post(
+        DESIRED, json={"session_id": sid, "signals": [{"symbol": "XYZ", "weight": 0.1}],
+                       "prices": {"XYZ": 10}},
+    )  # fmt: skip
+    assert orphan.status_code == 200, orphan.text
+    rows = {r["symbol"]: r for r in orphan.json()["rows"]}
+    assert rows["SYN"]["desired"] is None and rows["SYN"]["in_flight"] == 30
+    assert rows["SYN"]["target"] == 0 and rows["SYN"]["gap"] == -30
+    assert rows["SYN"]["flags"] == ["against", "orphan", "over"]
+    assert rows["XYZ"]["flags"] == ["under"] and rows["XYZ"]["in_flight"] == 0
+    await api.stop(sid)
 
 
 async def test_rebalance_a_running_session(api: Any) -> None:
@@ -147,8 +196,44 @@ async def test_rebalance_schedule(api: Any) -> None:
     assert stored["schedule"]["frequency"] == "monthly" and stored["schedule"]["enabled"] is True
     assert stored["updated"] == resp.json()["updated"]
 
+    assert stored["schedule"]["on_missed"] == "next_bar"  # the default
+    timing = RebalanceSchedule.from_stored(stored)
+    assert (timing.kind, timing.weekday, timing.nth) == ("monthly", 2, 2)
+
+    last = {"session_id": sid, "kind": "monthly", "weekday": 4, "nth": "last", "on_missed": "skip"}
+    resp = await api.client.post(SCHEDULE, json=last)
+    assert resp.status_code == 200, resp.text
+    stored = (await api.client.get(read, params={"session_id": sid})).json()
+    assert stored["schedule"]["frequency"] == "monthly"
+    assert stored["schedule"]["week_of_month"] == "last"
+    timing = RebalanceSchedule.from_stored(stored)
+    assert (timing.kind, timing.weekday, timing.nth, timing.on_missed) == (
+        "monthly",
+        4,
+        "last",
+        "skip",
+    )
+    assert [d.day for d in timing.scheduled_dates(date(2024, 1, 1), date(2024, 3, 31))] == [
+        26,
+        23,
+        29,
+    ]  # the last Fridays
+    weekly = await api.client.post(SCHEDULE, json={"session_id": sid, "week_of_month": "last"})
+    assert weekly.json()["schedule"]["frequency"] == "weekly"
+
     bad = await api.client.post(SCHEDULE, json={**sched, "weekday": 7})
     assert api.names(bad, "body", "weekday")
+    for over, name in (
+        ({"week_of_month": "first"}, "week_of_month"),
+        ({"week_of_month": 6}, "week_of_month"),
+        ({"nth": 0}, "nth"),
+        ({"on_missed": "later"}, "on_missed"),
+        ({"kind": "hourly"}, "kind"),
+        ({"kind": "daily"}, "kind"),  # and frequency: both
+        ({"nth": 1}, "nth"),  # and week_of_month
+    ):
+        resp = await api.client.post(SCHEDULE, json={**sched, **over})
+        assert api.names(resp, "body", name), (over, resp.text)
     unknown = await api.client.post(SCHEDULE, json={**sched, "session_id": MISSING})
     assert unknown.status_code == 404
     await api.stop(sid)

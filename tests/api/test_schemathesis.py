@@ -66,6 +66,7 @@ MUST_SUCCEED = (
     "POST /api/risk/calculate-position-size",
     "POST /api/risk/check-limits",
     "GET /api/risk/portfolio-risk",
+    "GET /api/risk/stress-test",
     "POST /api/portfolio/generate-orders",
     "POST /api/portfolio/desired-state",
     "POST /api/portfolio/trigger-rebalance",
@@ -101,12 +102,32 @@ def api_schema(ray_runtime: None, tmp_path: Path) -> Iterator[Any]:
             return st.sampled_from([value, {**value, name: replacement}])
         return st.just(value)
 
+    def real_target(value: Any) -> Any:
+        # Targets on valid symbols may name the session's symbol instead. Collapsed into one
+        # target, a case keeps what made it invalid: the first bad weight (targets' weights lie
+        # in [-10, 10]), or whatever else is wrong with it.
+        targets = value.get("targets") if isinstance(value, dict) else None
+        if not (isinstance(targets, dict) and 1 <= len(targets) <= 500):
+            return st.just(value)
+        if not all(isinstance(k, str) and re.fullmatch(SYMBOL_PATTERN, k) for k in targets):
+            return st.just(value)
+        weights = list(targets.values())
+        bad = [
+            w
+            for w in weights
+            if isinstance(w, bool) or not isinstance(w, int | float) or not -10 <= w <= 10
+        ]
+        weight = bad[0] if bad else weights[0]
+        return st.sampled_from([value, {**value, "targets": {"SYN": weight}}])
+
     @schema.hook
     def flatmap_body(context: Any, body: Any) -> Any:
         if context.operation is not None and context.operation.path in NO_REAL_ID:
             return st.just(body)
-        return real(body, "session_id", sid, SESSION_ID_PATTERN).flatmap(
-            lambda b: real(b, "symbol", "SYN", SYMBOL_PATTERN)
+        return (
+            real(body, "session_id", sid, SESSION_ID_PATTERN)
+            .flatmap(lambda b: real(b, "symbol", "SYN", SYMBOL_PATTERN))
+            .flatmap(real_target)
         )
 
     @schema.hook

@@ -546,9 +546,12 @@ def sweep_config(req: OptimizeRequest) -> tuple[SweepConfig, int]:
             windows(data.n_bars, req.walk_forward)
         except ValueError as exc:
             raise field_error(("body", "walk_forward"), str(exc)) from None
+    portfolio = PortfolioConfig.model_validate(req.portfolio.model_dump())
     if req.engine == "fast":
         agent = registry.create(req.agent, first)
-        reason = unsupported_reason(data, broker, agent=agent, initial_cash=req.initial_cash)
+        reason = unsupported_reason(
+            data, broker, agent=agent, initial_cash=req.initial_cash, portfolio=portfolio
+        )
         if reason is not None:
             raise field_error(("body", "engine"), f"the fast path cannot run this: {reason}")
     try:
@@ -563,7 +566,7 @@ def sweep_config(req: OptimizeRequest) -> tuple[SweepConfig, int]:
             direction=req.direction,
             initial_cash=req.initial_cash,
             broker=broker,
-            portfolio=PortfolioConfig.model_validate(req.portfolio.model_dump()),
+            portfolio=portfolio,
             periods_per_year=req.periods_per_year,
             engine=req.engine,
             workers=req.workers,

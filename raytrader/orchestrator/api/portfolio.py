@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from raytrader.domain import Order, OrderType, Side, Signal, TimeInForce
+from raytrader.domain.codec import state_from_dict
 from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.orchestrator import control
 from raytrader.orchestrator.api.common import (
@@ -34,6 +35,9 @@ from raytrader.orchestrator.api.deps import Manager
 from raytrader.orchestrator.api.execution import check_prices
 from raytrader.portfolio.config import PortfolioConfig
 from raytrader.portfolio.rebalancer import AccountView, Rebalancer
+from raytrader.portfolio.reconcile import in_flight_quantities, reconcile
+from raytrader.portfolio.schedule import OnMissed
+from raytrader.portfolio.schedule import RebalanceSchedule as ScheduleTiming
 from raytrader.risk.checks import PreTradeRisk
 from raytrader.risk.limits import clip_target
 from raytrader.risk.sizing import round_to_lot
@@ -316,6 +320,13 @@ class DesiredRow(BaseModel):
     held_weight: float | None
     target_weight: float | None
     note: str | None = Field(description="why the target was cut, or why it is unknown")
+    desired: float | None = Field(description="the target when the symbol has one, else None")
+    in_flight: float = Field(description="signed remaining quantity of the working orders")
+    gap: float = Field(description="target - held - in_flight: still to order")
+    flags: list[str] = Field(
+        description="under / over (gap > 0 / < 0), orphan (working orders, no target),"
+        " against (working orders away from the target), overshoot (past it)"
+    )
 
 
 class DesiredOut(BaseModel):
@@ -326,31 +337,42 @@ class DesiredOut(BaseModel):
 
 @router.post("/desired-state", response_model=DesiredOut)
 async def desired_state(req: PlanRequest, mgr: Manager) -> DesiredOut:
-    """Desired positions vs held, per symbol, before cash constraints.
+    """Desired positions vs held and in flight, per symbol, before cash constraints.
 
     With a session and no targets given, the targets are the session's pending signals (its
-    agents' latest decisions, traded at the next open).
+    agents' latest decisions, traded at the next open), and its working orders are in flight:
+    `gap` is what is still to order once they fill, `flags` say what needs attention.
     """
     plan = await _plan(req, mgr)
     rb = Rebalancer(plan.config, plan.broker.commission, plan.broker.slippage)
     equity = plan.account.equity
     latest = {s.symbol: s for s in plan.signals}
     held = plan.account.positions
+    in_flight: dict[str, float] = {}
+    if req.session_id is not None:
+        states = [state_from_dict(p) for p in await mgr.orders(req.session_id)]
+        in_flight = in_flight_quantities(states)
+    desired: dict[str, float] = {}
+    wanted: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    for symbol, sig in latest.items():
+        price = plan.prices.get(symbol)
+        if price is None:
+            notes[symbol] = "no price"
+            continue
+        wanted[symbol] = rb.target_quantity(sig, price, equity, plan.atr)
+        target, why = clip_target(wanted[symbol], price, equity, plan.config.limits)
+        desired[symbol] = round_to_lot(target, plan.config.lot_size)
+        if why:
+            notes[symbol] = why
+    # A symbol without a target keeps what it holds.
+    rec = {r.symbol: r for r in reconcile(desired, held, in_flight, missing="keep").rows}
     rows = []
-    for symbol in sorted(set(held) | set(latest)):
+    for symbol in sorted(set(held) | set(latest) | set(in_flight)):
         price = plan.prices.get(symbol)
         have = held.get(symbol, 0.0)
-        wanted: float | None = None
-        target, note = have, None
-        sig = latest.get(symbol)
-        if sig is not None and price is None:
-            note = "no price"
-        elif sig is not None:
-            assert price is not None
-            wanted = rb.target_quantity(sig, price, equity, plan.atr)
-            target, why = clip_target(wanted, price, equity, plan.config.limits)
-            target = round_to_lot(target, plan.config.lot_size)
-            note = why or None
+        target = desired.get(symbol, have)
+        r = rec.get(symbol)
 
         def weight(q: float, price: float | None = price) -> float | None:
             return q * price / equity if price is not None and equity > 0 else None
@@ -360,12 +382,16 @@ async def desired_state(req: PlanRequest, mgr: Manager) -> DesiredOut:
                 symbol=symbol,
                 price=price,
                 held=have,
-                wanted=wanted,
+                wanted=wanted.get(symbol),
                 target=target,
                 delta=target - have,
                 held_weight=weight(have),
                 target_weight=weight(target),
-                note=note,
+                note=notes.get(symbol),
+                desired=desired.get(symbol),
+                in_flight=in_flight.get(symbol, 0.0),
+                gap=r.gap if r is not None else target - have,
+                flags=sorted(r.flags) if r is not None else [],
             )
         )
     return DesiredOut(session_id=req.session_id, account=_account_out(plan.account), rows=rows)
@@ -405,12 +431,20 @@ async def trigger_rebalance(req: RebalanceRequest, mgr: Manager) -> RebalanceQue
     )
 
 
+Nth = Annotated[int, Field(ge=1, le=5)] | Literal["last"]
+
+
 class RebalanceSchedule(Strict):
     """When a session rebalances to its targets."""
 
     frequency: Literal["daily", "weekly", "monthly", "manual"] = "weekly"
     weekday: int = Field(2, ge=0, le=6, description="weekly and monthly: 0 = Monday")
-    week_of_month: int = Field(2, ge=1, le=5, description="monthly: the n-th such weekday")
+    week_of_month: Nth = Field(
+        2, description="monthly: the n-th such weekday of the month (1-5), or 'last'"
+    )
+    on_missed: OnMissed = Field(
+        "next_bar", description="a scheduled date without a bar: rebalance at the next bar, or skip"
+    )
     targets: dict[Symbol, Weight] | None = Field(
         None, max_length=500, description="weights to restore; none = the agents' targets"
     )
@@ -419,10 +453,26 @@ class RebalanceSchedule(Strict):
 
 class ScheduleRequest(RebalanceSchedule):
     model_config = examples(
-        {"session_id": "s-0123456789ab", "frequency": "monthly", "weekday": 2, "week_of_month": 2}
+        {"session_id": "s-0123456789ab", "frequency": "monthly", "weekday": 2, "week_of_month": 2},
+        {"session_id": "s-0123456789ab", "kind": "monthly", "nth": "last", "on_missed": "skip"},
     )
 
     session_id: SessionId
+    kind: Literal["daily", "weekly", "monthly", "manual"] | None = Field(
+        None, description="the schedule model's name for `frequency` (give one of them)"
+    )
+    nth: Nth | None = Field(
+        None, description="the schedule model's name for `week_of_month` (give one of them)"
+    )
+
+    def schedule(self) -> RebalanceSchedule:
+        """The stored form: ``frequency`` and ``week_of_month``."""
+        fields = self.model_dump(exclude={"session_id", "kind", "nth"})
+        if self.kind is not None:
+            fields["frequency"] = self.kind
+        if self.nth is not None:
+            fields["week_of_month"] = self.nth
+        return RebalanceSchedule(**fields)
 
 
 class ScheduleOut(BaseModel):
@@ -433,8 +483,17 @@ class ScheduleOut(BaseModel):
 
 @router.post("/update-rebalance-schedule", response_model=ScheduleOut)
 async def update_rebalance_schedule(req: ScheduleRequest, mgr: Manager) -> ScheduleOut:
-    """Store a session's rebalance schedule (404 unknown session, 409 finished session)."""
-    schedule = RebalanceSchedule(**req.model_dump(exclude={"session_id"}))
+    """Store a session's rebalance schedule (404 unknown session, 409 finished session).
+
+    Monthly dates are the `week_of_month`-th (1-5, or `last`) `weekday` of the month; a
+    scheduled date without a bar moves to the next bar or is skipped (`on_missed`). The
+    schedule model's names `kind` and `nth` may stand for `frequency` and `week_of_month`.
+    """
+    for alias, name in (("kind", "frequency"), ("nth", "week_of_month")):
+        if getattr(req, alias) is not None and name in req.model_fields_set:
+            raise field_error(("body", alias), f"give {alias} or {name}, not both")
+    schedule = req.schedule()
+    ScheduleTiming.from_stored(schedule.model_dump())  # what the schedule's user reads back
     out = ScheduleOut(session_id=req.session_id, schedule=schedule, updated=datetime.now(UTC))
     await control.put_schedule(mgr, req.session_id, out.model_dump(mode="json"))
     return out
