@@ -30,6 +30,7 @@ from raytrader.domain import (
     Signal,
     TimeInForce,
 )
+from raytrader.domain.bracket import bracket
 from raytrader.domain.codec import state_from_dict, to_dict
 from raytrader.orchestrator import metrics
 from raytrader.orchestrator.actors import SessionNotLoaded
@@ -262,8 +263,151 @@ async def submit_order(mgr: SessionManager, sid: str, req: ManualOrder) -> tuple
         return state, True
 
 
+@dataclass(frozen=True, slots=True)
+class SmartTrade:
+    """An entry order and its exits (``raytrader.domain.bracket``), before the session's clock
+    stamps them."""
+
+    entry: ManualOrder
+    take_profit: float | None = None
+    stop_loss: float | None = None
+    trail_percent: float | None = None
+    trail_amount: float | None = None
+
+    def orders(self, ts: datetime) -> list[Order]:
+        """The entry and its children at ``ts``; a ``FieldError`` naming the field of a price
+        on the wrong side (a take-profit below a buy's limit price, say)."""
+        e = self.entry
+        entry = Order(
+            client_order_id=e.client_order_id,
+            symbol=e.symbol,
+            side=e.side,
+            quantity=e.quantity,
+            ts=ts,
+            type=e.type,
+            limit_price=e.limit_price,
+            stop_price=e.stop_price,
+            time_in_force=e.time_in_force,
+            tag=e.tag,
+        )
+        try:
+            return bracket(
+                entry,
+                self.take_profit,
+                self.stop_loss,
+                self.trail_percent,
+                self.trail_amount,
+                time_in_force=e.time_in_force,
+            )
+        except ValueError as exc:
+            message = str(exc)
+            # The message names the offending price first: "<where>: take_profit ... must be".
+            detail = message.split(": ", 1)[-1]
+            names = ("take_profit", "stop_loss", "trail_percent", "trail_amount")
+            name = min((n for n in names if n in detail), key=detail.index, default="take_profit")
+            raise FieldError(("body", name), message) from exc
+
+
+async def submit_smart_trade(
+    mgr: SessionManager, sid: str, req: SmartTrade
+) -> tuple[list[OrderState], bool]:
+    """Place an entry with its OCO exits on a running session: the states of the entry and
+    of its children (in that order), and whether they are new.
+
+    Pre-trade risk checks the entry (the exits only ever reduce what it opens): refused, it
+    is journaled rejected and no child is placed. Otherwise every order is journaled NEW
+    before the broker sees any. An entry id seen before returns that trade (409 if it
+    differs, or if a child's id is taken by another order).
+    """
+    cid = req.entry.client_order_id
+    if cid.startswith(RESERVED_ID_PREFIX):
+        raise FieldError(
+            ("body", "client_order_id"),
+            f"client order ids starting with {RESERVED_ID_PREFIX!r} are the session's own",
+        )
+    async with acting_on(mgr, sid) as run:
+        c = mgr.c
+        if req.entry.symbol not in run.symbols:
+            raise FieldError(
+                ("body", "symbol"),
+                f"symbol {req.entry.symbol!r} is not traded in session {sid}"
+                f" (have {list(run.symbols)})",
+            )
+        ts = session_clock(run)
+        orders = req.orders(ts)
+        known = [await _known(mgr, sid, o.client_order_id) for o in orders]
+        entry_known = known[0]
+        if entry_known is not None:
+            have = [k for k in known[1:] if k is not None]
+            rejected = entry_known.status is OrderStatus.REJECTED and not have
+            same = (
+                req.entry.same_as(entry_known.order)
+                and not entry_known.order.parent_id
+                and (rejected or len(have) == len(orders) - 1)
+                and all(_same_exit(k.order, o) for k, o in zip(have, orders[1:], strict=False))
+            )
+            if not same:
+                raise SessionError(f"client order id {cid!r} is taken by a different order")
+            return [entry_known, *have], False
+        for o, k in zip(orders[1:], known[1:], strict=True):
+            if k is not None:
+                raise SessionError(
+                    f"client order id {o.client_order_id!r} (an exit of {cid!r}) is taken"
+                )
+        entry = orders[0]
+        prices = {s: run.last_close[s] for s in run.symbols if s in run.last_close}
+        # The account as of the last close: it cannot change before the next bar.
+        account = marked_account(run.account.cash, run.account.positions, prices)
+        context = run.risk_context(ts)
+        _, refused = await c.risk.check.remote(sid, [entry], account, prices, context)
+        if refused:
+            why = refused[0][1]
+            state = OrderState(entry).to(OrderStatus.REJECTED, ts, why)
+            event = {"type": "risk", "order": to_dict(entry), "reason": why}
+            await c.state.commit.remote(sid, mgr._journal_states(run, [state]), [event], None)
+            metrics.REJECTED.inc()
+            return [state], True
+        # Journaled before they are sent: a crash after this line cannot lose them.
+        sent = mgr._journal_states(run, [OrderState(o) for o in orders])
+        if sent:
+            await c.state.commit.remote(sid, sent, [], None)
+        states, book = await c.execution.place.remote(sid, orders, ts)
+        metrics.ORDERS.inc(len(orders))
+        run.orders += len(orders)
+        run.note_sent(ts, 1)  # one order meets the market now; the exits wait for its fill
+        run.track_orders(states)
+        await _checkpoint(mgr, run, mgr._journal_states(run, states), book)
+        return states, True
+
+
+def _same_exit(have: Order, want: Order) -> bool:
+    return (
+        have.client_order_id == want.client_order_id
+        and have.parent_id == want.parent_id
+        and have.type is want.type
+        and have.limit_price == want.limit_price
+        and have.stop_price == want.stop_price
+        and have.trail_amount == want.trail_amount
+        and have.trail_percent == want.trail_percent
+    )
+
+
+async def _known(mgr: SessionManager, sid: str, cid: str) -> OrderState | None:
+    """An order's latest state, from the book or else the journal; None if never seen."""
+    c = mgr.c
+    state: OrderState | None = await c.execution.order.remote(sid, cid)
+    if state is None and await c.state.has_order.remote(sid, cid):
+        payload = await c.state.order_state.remote(sid, cid)
+        state = state_from_dict(payload) if payload is not None else None
+    return state
+
+
 async def cancel_order(mgr: SessionManager, sid: str, client_order_id: str) -> OrderState:
-    """Cancel an open order of a running session (404 unknown, 409 already done)."""
+    """Cancel an open order of a running session (404 unknown, 409 already done).
+
+    Cancelling a bracket's entry before it fills cancels its held exits too; those changes
+    are journaled with the entry's.
+    """
     async with acting_on(mgr, sid) as run:
         c = mgr.c
         ts = session_clock(run)
@@ -281,8 +425,12 @@ async def cancel_order(mgr: SessionManager, sid: str, client_order_id: str) -> O
         assert state is not None
         if outcome == "terminal":
             raise SessionError(f"order {client_order_id!r} is {state.status}; nothing to cancel")
-        run.track_orders([state])
-        await _checkpoint(mgr, run, mgr._journal_states(run, [state]))
+        changed = [state]
+        if outcome == "cancelled":
+            book: list[OrderState] = await c.execution.orders.remote(sid)
+            changed += [s for s in book if s.order.parent_id == client_order_id and not s.is_open]
+        run.track_orders(changed)
+        await _checkpoint(mgr, run, mgr._journal_states(run, changed))
         return state
 
 

@@ -101,7 +101,12 @@ def target_signals(targets: Mapping[str, float], ts: datetime, reason: str) -> l
 
 
 def _order_key(state: OrderState) -> str:
-    return f"{state.order.client_order_id}|{state.status.value}|{state.filled_quantity!r}"
+    """What makes an order state new to the journal: its status, filled quantity and size (a
+    bracket child is resized, same status, when its entry fills in part again)."""
+    o = state.order
+    return (
+        f"{o.client_order_id}|{state.status.value}|{state.filled_quantity!r}|{float(o.quantity)!r}"
+    )
 
 
 @dataclass
@@ -466,10 +471,13 @@ class SessionManager:
         if run.book:
             broker = PaperBroker(run.config.broker)
             broker.restore(run.book["broker"])
-            run.track_orders(broker.open_orders())
+            # Held bracket children too: they count as open until their entry settles them.
+            run.track_orders([*broker.open_orders(), *broker.held_orders()])
         journal = await c.state.read_journal.remote(sid, "order")
         run.journaled = {
-            f"{e.key}|{e.payload['status']}|{e.payload['filled_quantity']!r}" for e in journal
+            f"{e.key}|{e.payload['status']}|{e.payload['filled_quantity']!r}"
+            f"|{float(e.payload['order']['quantity'])!r}"
+            for e in journal
         }
         run.orders = sum(1 for e in journal if e.payload["status"] == OrderStatus.NEW.value)
         run.fills = len(await c.state.read_journal.remote(sid, "fill"))
