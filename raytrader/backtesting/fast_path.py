@@ -36,16 +36,15 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from numba import njit
 
 from raytrader.agents.base import Agent
+from raytrader.data.compiled import jit
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Fill, OrderType, Side
 from raytrader.execution.paper_broker import PaperBrokerConfig
@@ -57,25 +56,11 @@ from raytrader.state.metrics import Metrics, TradeStats, compute_metrics, period
 #: position must have for the signal to be emitted (0: any).
 EVENT_DTYPE = np.dtype([("target", np.float64), ("held", np.int8)])
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
 # Tolerances of the engine's components (the same literals, for the same results).
 _LOT_EPS = 1e-9  # in lots: risk.sizing.round_to_lot and PaperBroker._floor_lot
 _QTY_EPS = 1e-9  # PaperBroker._is_lot_multiple and OrderState.with_fill
 _DUST = 1e-9  # Ledger: a reduction leaving less than this fraction of the position closes it
 _RISK_TOL = 1e-9  # risk.checks: orders sized to a limit land on it up to float noise
-
-
-def _jit(fn: _F) -> _F:
-    """``numba.njit(cache=True)`` with the function's type kept for mypy.
-
-    Where numba finds no writable cache directory (a read-only install without a home), the
-    function is compiled per process instead of failing the import.
-    """
-    try:
-        return cast(_F, njit(cache=True, nogil=True)(fn))
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return cast(_F, njit(nogil=True)(fn))
 
 
 class FastPathUnsupported(ValueError):
@@ -88,7 +73,7 @@ class FastPathUnsupported(ValueError):
 # unless b < a: the helpers spell that out so signed zeros come out the same.
 
 
-@_jit
+@jit
 def _commission(notional: float, bps: float, minimum: float) -> float:
     # CommissionModel.commission
     if notional == 0.0:
@@ -97,7 +82,7 @@ def _commission(notional: float, bps: float, minimum: float) -> float:
     return fee if fee > minimum else minimum
 
 
-@_jit
+@jit
 def _max_quantity(price: float, budget: float, bps: float, minimum: float) -> float:
     # CommissionModel.max_quantity
     if not (budget > 0.0 and price > 0.0):
@@ -113,7 +98,7 @@ def _max_quantity(price: float, budget: float, bps: float, minimum: float) -> fl
     return 0.0 if q < 0.0 else q
 
 
-@_jit
+@jit
 def _round_to_lot(quantity: float, lot: float) -> float:
     # risk.sizing.round_to_lot
     if lot <= 0.0:
@@ -122,7 +107,7 @@ def _round_to_lot(quantity: float, lot: float) -> float:
     return math.copysign(lots * lot, quantity) if lots != 0 else 0.0
 
 
-@_jit
+@jit
 def _is_lot_multiple(quantity: float, lot: float) -> bool:
     # paper_broker._is_lot_multiple (round() is half-to-even, as np.rint)
     n = float(np.rint(quantity / lot))
@@ -130,7 +115,7 @@ def _is_lot_multiple(quantity: float, lot: float) -> bool:
     return n >= 1.0 and abs(n * lot - quantity) <= _QTY_EPS * bound
 
 
-@_jit
+@jit
 def _affordable(
     qty: float, price: float, budget: float, bps: float, minimum: float, lot: float
 ) -> float:
@@ -147,7 +132,7 @@ def _affordable(
     return 0.0 if qty < 0.0 else qty
 
 
-@_jit
+@jit
 def _gross_room(held: float, price: float, gross: float, cap: float) -> float:
     # portfolio.rebalancer._gross_room
     if held >= 0.0:
@@ -158,7 +143,7 @@ def _gross_room(held: float, price: float, gross: float, cap: float) -> float:
     return -held + (0.0 if free < 0.0 else free) / price
 
 
-@_jit
+@jit
 def _pre_trade_ok(
     qty: float,
     price: float,
@@ -184,7 +169,7 @@ def _pre_trade_ok(
     return not (new_gross > gross and new_gross > max_gross_exposure * equity * (1.0 + _RISK_TOL))
 
 
-@_jit
+@jit
 def _order_quantity(
     weight: float,
     price: float,
@@ -251,7 +236,7 @@ def _order_quantity(
     return qty if ok else 0.0
 
 
-@_jit
+@jit
 def simulate(
     open_: FloatArray,
     close: FloatArray,
@@ -394,7 +379,7 @@ def simulate(
     )
 
 
-@_jit
+@jit
 def round_trip_stats(
     side: npt.NDArray[np.int8], quantity: FloatArray, price: FloatArray, commission: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
@@ -572,7 +557,7 @@ class FastResult:
         return m
 
 
-@_jit
+@jit
 def _first_bad_bar(
     open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
 ) -> tuple[int, int]:
@@ -593,7 +578,7 @@ def _first_bad_bar(
     return first, count
 
 
-@_jit
+@jit
 def _first_bad_event(target: FloatArray, held: npt.NDArray[np.int8]) -> int:
     bad = 0  # a first pass without early exits (ten times as fast): is any event bad?
     for i in range(target.shape[0]):

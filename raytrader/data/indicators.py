@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from raytrader.data._linear import linear_recursion as _linear_recursion
+from raytrader.data.compiled import jit
 from raytrader.data.indicator_cache import memoized
 
 FloatArray = npt.NDArray[np.float64]
@@ -172,13 +173,31 @@ def sma(x: npt.ArrayLike, n: int) -> FloatArray:
     _check_period(n)
     arr = _as_float(x, "x")
 
-    def core(v: FloatArray) -> tuple[FloatArray]:
-        if v.shape[0] == 0:
-            return (np.empty(0),)
-        sums = _WindowSums(v, n)
-        return (sums.ref + sums.s0 / n,)
+    return _over_valid(lambda v: (_sma_kernel(v, n),), arr)[0]
 
-    return _over_valid(core, arr)[0]
+
+@jit
+def _sma_kernel(v: FloatArray, n: int) -> FloatArray:
+    # A running sum of deviations from a reference, restarted from an exact sum every
+    # ``restart`` bars, so rounding error stays that of ~2 windows of terms (TA-Lib sums the
+    # window incrementally over the whole series).
+    size = v.shape[0]
+    out = np.full(size, np.nan)
+    if size < n:
+        return out
+    restart = max(n, 1024)
+    ref = 0.0
+    total = 0.0
+    for t in range(n - 1, size):
+        if (t - n + 1) % restart == 0:
+            ref = v[t - n + 1]
+            total = 0.0
+            for j in range(t - n + 1, t + 1):
+                total += v[j] - ref
+        else:
+            total += (v[t] - ref) - (v[t - n] - ref)
+        out[t] = ref + total / n
+    return out
 
 
 @memoized

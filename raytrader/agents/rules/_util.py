@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
+from raytrader.data.compiled import jit
 from raytrader.data.market_data import FloatArray
 from raytrader.domain import Signal
 
@@ -27,10 +28,19 @@ def crossings(a: FloatArray, b: FloatArray) -> FloatArray:
 
     Strict on both bars (a[t-1] < b[t-1] and a[t] > b[t]), as backtesting.py's ``crossover``.
     """
+    a2 = np.ascontiguousarray(np.atleast_2d(a), dtype=np.float64)
+    b2 = np.ascontiguousarray(np.atleast_2d(b), dtype=np.float64)
+    return _crossings(a2, b2).reshape(np.shape(a))
+
+
+@jit
+def _crossings(a: FloatArray, b: FloatArray) -> FloatArray:
     out = np.zeros(a.shape)
-    prev_a, prev_b, cur_a, cur_b = a[..., :-1], b[..., :-1], a[..., 1:], b[..., 1:]
-    with np.errstate(invalid="ignore"):
-        out[..., 1:] = np.where((prev_a < prev_b) & (cur_a > cur_b), 1.0, 0.0) - np.where(
-            (prev_a > prev_b) & (cur_a < cur_b), 1.0, 0.0
-        )
+    for i in range(a.shape[0]):
+        for t in range(1, a.shape[1]):
+            pa, pb, ca, cb = a[i, t - 1], b[i, t - 1], a[i, t], b[i, t]
+            if pa < pb and ca > cb:
+                out[i, t] = 1.0
+            elif pa > pb and ca < cb:
+                out[i, t] = -1.0
     return out
