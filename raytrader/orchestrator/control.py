@@ -191,6 +191,25 @@ async def _checkpoint(
     run.since_checkpoint = 0
 
 
+async def _refused_by_risk(
+    mgr: SessionManager, run: SessionRun, order: Order, ts: datetime
+) -> OrderState | None:
+    """Pre-trade risk on a manual order; a refusal is journaled (with a risk event) and returned."""
+    prices = {s: run.last_close[s] for s in run.symbols if s in run.last_close}
+    # The account as of the last close: it cannot change before the next bar.
+    account = marked_account(run.account.cash, run.account.positions, prices)
+    c = mgr.c
+    _, refused = await c.risk.check.remote(run.id, [order], account, prices, run.risk_context(ts))
+    if not refused:
+        return None
+    why = refused[0][1]
+    state = OrderState(order).to(OrderStatus.REJECTED, ts, why)
+    event = {"type": "risk", "order": to_dict(order), "reason": why}
+    await c.state.commit.remote(run.id, mgr._journal_states(run, [state]), [event], None)
+    metrics.REJECTED.inc()
+    return state
+
+
 async def submit_order(mgr: SessionManager, sid: str, req: ManualOrder) -> tuple[OrderState, bool]:
     """Place ``req`` on a running session; returns its state and whether it is new.
 
@@ -237,18 +256,9 @@ async def submit_order(mgr: SessionManager, sid: str, req: ManualOrder) -> tuple
                 tag=req.tag,
             )
         )
-        prices = {s: run.last_close[s] for s in run.symbols if s in run.last_close}
-        # The account as of the last close: it cannot change before the next bar.
-        account = marked_account(run.account.cash, run.account.positions, prices)
-        context = run.risk_context(ts)
-        _, refused = await c.risk.check.remote(sid, [order], account, prices, context)
-        if refused:
-            why = refused[0][1]
-            state = OrderState(order).to(OrderStatus.REJECTED, ts, why)
-            event = {"type": "risk", "order": to_dict(order), "reason": why}
-            await c.state.commit.remote(sid, mgr._journal_states(run, [state]), [event], None)
-            metrics.REJECTED.inc()
-            return state, True
+        refused = await _refused_by_risk(mgr, run, order, ts)
+        if refused is not None:
+            return refused, True
         # Journaled before it is sent: a crash after this line cannot lose the order.
         sent = mgr._journal_states(run, [OrderState(order)])
         if sent:
@@ -355,18 +365,9 @@ async def submit_smart_trade(
                     f"client order id {o.client_order_id!r} (an exit of {cid!r}) is taken"
                 )
         entry = orders[0]
-        prices = {s: run.last_close[s] for s in run.symbols if s in run.last_close}
-        # The account as of the last close: it cannot change before the next bar.
-        account = marked_account(run.account.cash, run.account.positions, prices)
-        context = run.risk_context(ts)
-        _, refused = await c.risk.check.remote(sid, [entry], account, prices, context)
-        if refused:
-            why = refused[0][1]
-            state = OrderState(entry).to(OrderStatus.REJECTED, ts, why)
-            event = {"type": "risk", "order": to_dict(entry), "reason": why}
-            await c.state.commit.remote(sid, mgr._journal_states(run, [state]), [event], None)
-            metrics.REJECTED.inc()
-            return [state], True
+        refused = await _refused_by_risk(mgr, run, entry, ts)
+        if refused is not None:
+            return [refused], True
         # Journaled before they are sent: a crash after this line cannot lose them.
         sent = mgr._journal_states(run, [OrderState(o) for o in orders])
         if sent:
