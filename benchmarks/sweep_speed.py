@@ -15,8 +15,10 @@ Timed in one process, one engine after the other, each after an untimed warm-up:
   config), ``ma_crossed_above`` / ``ma_crossed_below``, the signals moved one bar on and
   ``Portfolio.from_signals`` filled at the open: all the configs as the columns of one call;
 - ``backtesting.py``: ``Backtest.optimize`` over the grid (its process pool: all the cores),
-  once; ``--quick`` runs it on the first ``--quick-configs`` configs only (its rate applies to
-  the whole grid; labelled). It runs before Ray starts: its pool forks this process;
+  once; ``--quick`` runs it on ``--quick-configs`` configs spread evenly over the grid (every
+  fast length, short and long slow ones, rather than the first configs, all with fast=5), and
+  its rate stands for the grid's, labelled so. It runs before Ray starts: its pool forks this
+  process;
 - ``raytrader``: ``SweepRunner.run`` on a ``SweepPool`` of 2 Ray workers, every trial on the
   numba fast path. Once cold, end to end: Ray's start, the pool's start-up and the first sweep
   (the workers import raytrader, load the compiled kernels, receive the data). Then warm (after
@@ -116,6 +118,12 @@ def grid_pairs(grid: Grid) -> list[Pair]:
     """The (fast, slow) pairs with fast < slow, in raytrader's grid order (fast outer)."""
     (f0, f1, fs), (s0, s1, ss) = grid["fast"], grid["slow"]
     return [(f, s) for f in range(f0, f1 + 1, fs) for s in range(s0, s1 + 1, ss) if f < s]
+
+
+def spread(pairs: Sequence[Pair], k: int) -> list[Pair]:
+    """``k`` configs evenly spaced over ``pairs`` (all of them if ``k`` is not smaller)."""
+    n = len(pairs)
+    return list(pairs) if k >= n else [pairs[i * n // k] for i in range(k)]
 
 
 def grid_label(grid: Grid) -> str:
@@ -616,7 +624,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="backtesting.py's optimize on the first --quick-configs configs only",
+        help="backtesting.py's optimize on --quick-configs configs spread over the grid",
     )
     p.add_argument("--quick-configs", type=int, default=20)
     p.add_argument("--big-repeats", type=int, default=3, help="runs per worker count, big grid")
@@ -682,10 +690,10 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(row)
 
     # backtesting.py before Ray starts: its process pool forks this process.
-    btpy_pairs = pairs[: args.quick_configs] if args.quick else pairs
+    btpy_pairs = spread(pairs, args.quick_configs) if args.quick else pairs
     how = f"Backtest.optimize, {_cores()} processes, 1 run (its re-run of the best included)"
     if args.quick:
-        how += f"; QUICK: the first {len(btpy_pairs)} of {len(pairs)} configs"
+        how += f"; QUICK: {len(btpy_pairs)} of the {len(pairs)} configs, spread over the grid"
     row = Row("backtesting.py", how, len(btpy_pairs))
     if args.no_backtesting:
         row.unavailable = "skipped (--no-backtesting)"
