@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from raytrader.agents import create  # noqa: E402
+from raytrader.agents.events import TargetEvents  # noqa: E402
 from raytrader.backtesting.engine import BacktestEngine  # noqa: E402
 from raytrader.backtesting.fast_path import run_events, run_fast, simulate  # noqa: E402
 from raytrader.data.market_data import MarketData  # noqa: E402
@@ -134,7 +135,7 @@ def compile_times() -> dict[str, float]:
 
 
 def vectorbt_runs(
-    bars: pd.DataFrame, events: np.ndarray
+    bars: pd.DataFrame, events: TargetEvents
 ) -> tuple[dict[str, Callable[[], Any]], Any] | None:
     try:
         import vectorbt as vbt
@@ -144,7 +145,7 @@ def vectorbt_runs(
     # every timestamp (about 1.4 s per 1M bars), which would measure pandas, not vectorbt.
     bars = bars.tz_convert(None)
     close, open_ = bars["close"], bars["open"]
-    target = events["target"][0]
+    target = events.target[0]
     # The agent's decisions at t's close, placed at t+1 (filled at that bar's open).
     entries = pd.Series(np.r_[False, target[:-1] == 1.0], index=bars.index)
     exits = pd.Series(np.r_[False, target[:-1] == 0.0], index=bars.index)
@@ -212,8 +213,7 @@ def main() -> int:
     agent = sma_agent()
     events = agent.target_events(data)
     o, c = np.ascontiguousarray(data.open[0]), np.ascontiguousarray(data.close[0])
-    tg = np.ascontiguousarray(events["target"][0])
-    hd = np.ascontiguousarray(events["held"][0])
+    tg, hd = events.target[0], events.held[0]
 
     runs: dict[str, Callable[[], Any]] = {
         "fast path, end to end": lambda: run_fast(data, sma_agent(), CASH, BROKER, PORTFOLIO),

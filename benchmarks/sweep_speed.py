@@ -904,7 +904,7 @@ def single_section(
         "fast path: run_fast": lambda: fast(data),
         "fast path: run_fast + metrics()": lambda: fast_metrics(data),
         "numba loop": lambda: numba_loop(bars),
-        "  of which agent.target_events": lambda: float(len(agent().target_events(data)[0])),
+        "  of which agent.target_events": lambda: float(agent().target_events(data).shape[1]),
     }
     fast(warm), fast_metrics(warm), numba_loop(warm_bars)  # compile / load the kernels
     if vbt is not None:

@@ -19,10 +19,9 @@ because it repeats the engine's arithmetic step by step, in the same order of fl
    any) becomes the pending target, unless it is an exit that only applies to a position of a
    given sign and the position has another sign.
 
-Agent events are a structured array (``EVENT_DTYPE``) of shape ``(n_symbols, n_bars)``:
-``target`` is the weight ``on_bar`` emits at that bar's close (NaN: no signal) and ``held`` is
-0 when the signal is emitted whatever the position, +1 when only while long, -1 when only while
-short (the exits of rsi_reversion and bollinger_breakout). ``Agent.target_events`` returns it.
+Agent events are ``TargetEvents`` (``agent.target_events(data)``): per symbol row and bar, the
+weight ``on_bar`` emits at that bar's close (NaN: no signal) and the sign the position must have
+for it to be emitted (0: any; the exits of rsi_reversion and bollinger_breakout).
 
 What the fast path cannot reproduce it refuses with ``FastPathUnsupported`` (a ``ValueError``
 naming the reason), so a caller can fall back to the event engine: several symbols, a
@@ -44,6 +43,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from raytrader.agents.base import Agent
+from raytrader.agents.events import TargetEvents
 from raytrader.data.compiled import jit
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Fill, OrderType, Side
@@ -51,10 +51,6 @@ from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
 from raytrader.state.ledger import Ledger, Trade
 from raytrader.state.metrics import Metrics, TradeStats, compute_metrics, periods_per_year
-
-#: Layout of ``Agent.target_events``: the target weight (NaN: no signal) and the sign the
-#: position must have for the signal to be emitted (0: any).
-EVENT_DTYPE = np.dtype([("target", np.float64), ("held", np.int8)])
 
 # Tolerances of the engine's components (the same literals, for the same results).
 _LOT_EPS = 1e-9  # in lots: risk.sizing.round_to_lot and PaperBroker._floor_lot
@@ -380,6 +376,22 @@ def simulate(
 
 
 @jit
+def _exposure(position: FloatArray, close: FloatArray, equity: FloatArray) -> FloatArray:
+    """``BacktestResult.metrics``'s (gross_exposure / equity).fillna(0.0), in one pass."""
+    out = np.empty(position.shape[0])
+    for i in range(position.shape[0]):
+        gross = abs(position[i] * close[i])
+        e = equity[i]
+        if e != 0.0:
+            out[i] = gross / e
+        elif gross == 0.0:
+            out[i] = 0.0  # 0 / 0 is NaN, filled with 0
+        else:
+            out[i] = math.copysign(np.inf, e)
+    return out
+
+
+@jit
 def round_trip_stats(
     side: npt.NDArray[np.int8], quantity: FloatArray, price: FloatArray, commission: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
@@ -536,19 +548,13 @@ class FastResult:
             return self._metrics
         index = cast(pd.DatetimeIndex, self.equity.index)  # the data's
         ppy = periods or _periods_per_year(index)
-        # BacktestResult.metrics: (gross_exposure / equity).fillna(0.0)
-        exposure = self._gross()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(exposure, self.equity.to_numpy(), out=exposure)
-        nan = np.isnan(exposure)
-        if nan.any():
-            exposure[nan] = 0.0
+        exposure = _exposure(self.position.to_numpy(), self._close, self.equity.to_numpy())
         _, _, qty, price, _ = self._fills
         m = compute_metrics(
             self.equity,
             self.trade_stats(),
             periods_per_year=ppy,
-            exposure=pd.Series(exposure, index=index, copy=False),
+            exposure=exposure,
             # The engine sums Fill.notional one fill after the other.
             traded_notional=float(sum((qty * price).tolist())),
         )
@@ -653,9 +659,9 @@ def _check_data(data: MarketData) -> str | None:
     return None
 
 
-def _events_reason(events: npt.NDArray[Any], data: MarketData) -> str | None:
-    if events.dtype.names is None or not set(EVENT_DTYPE.names or ()) <= set(events.dtype.names):
-        return f"events need the fields {EVENT_DTYPE.names}, got dtype {events.dtype}"
+def _events_reason(events: TargetEvents, data: MarketData) -> str | None:
+    if not isinstance(events, TargetEvents):
+        return f"events must be TargetEvents, got {type(events).__name__}"
     expected = (len(data.symbols), data.n_bars)
     if events.shape != expected:
         return f"events have shape {events.shape}, expected {expected}"
@@ -692,12 +698,12 @@ def unsupported_reason(
 
 def run_events(
     data: MarketData,
-    events: npt.NDArray[Any],
+    events: TargetEvents,
     initial_cash: float = 100_000.0,
     broker: PaperBrokerConfig | None = None,
     portfolio: PortfolioConfig | None = None,
 ) -> FastResult:
-    """Simulate precomputed agent ``events`` (``EVENT_DTYPE``) on one symbol.
+    """Simulate precomputed agent ``events`` on one symbol.
 
     Raises ``FastPathUnsupported`` with the reason when the result could differ from the event
     engine's (see ``unsupported_reason``).
@@ -711,7 +717,7 @@ def run_events(
     )
     if reason is not None:
         raise FastPathUnsupported(reason)
-    target, held = _row(events["target"], np.float64), _row(events["held"], np.int8)
+    target, held = events.target[0], events.held[0]
     bad = _first_bad_event(target, held)
     if bad >= 0:
         reason = f"events: bar {bad} has an infinite target or a held flag other than -1, 0, 1"
@@ -770,5 +776,5 @@ def run_fast(
     )
     if reason is not None:
         raise FastPathUnsupported(reason)
-    events: npt.NDArray[Any] = agent.target_events(data)  # type: ignore[attr-defined]
+    events: TargetEvents = agent.target_events(data)  # type: ignore[attr-defined]
     return run_events(data, events, initial_cash, broker, portfolio)

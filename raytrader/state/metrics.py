@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from raytrader.state import metric_kernels as kernels
 from raytrader.state.ledger import Trade
 
 _DAY_NS = 86_400 * 10**9
@@ -160,7 +161,7 @@ def compute_metrics(
     trades: Sequence[Trade] | TradeStats,
     *,
     periods_per_year: float,
-    exposure: pd.Series | None = None,
+    exposure: pd.Series | npt.NDArray[np.float64] | None = None,
     traded_notional: float = 0.0,
     risk_free: float = 0.0,
 ) -> Metrics:
@@ -205,20 +206,13 @@ def compute_metrics(
         raise ValueError("compute_metrics: equity is empty")
     if not (math.isfinite(periods_per_year) and periods_per_year > 0):
         raise ValueError(f"compute_metrics: periods_per_year must be > 0, got {periods_per_year}")
-    values = equity.to_numpy(dtype=np.float64)
+    values = np.ascontiguousarray(equity.to_numpy(dtype=np.float64))
     if not np.isfinite(values).all():
         raise ValueError("compute_metrics: equity has NaN or infinite values")
     if values[0] <= 0:
         raise ValueError(f"compute_metrics: start equity must be positive, got {values[0]}")
     ppy = float(periods_per_year)
     n = len(values) - 1
-    prev = values[:-1]
-    if n == 0 or prev.min() > 0:
-        rets = values[1:] / prev
-        rets -= 1.0
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rets = np.where(prev > 0, values[1:] / prev - 1.0, 0.0)
 
     growth = float(values[-1] / values[0])
     total_return = growth - 1.0
@@ -226,41 +220,30 @@ def compute_metrics(
 
     volatility = sharpe = sortino = 0.0
     if n >= 2:
-        std = float(np.std(rets, ddof=1))
-        volatility = std * math.sqrt(ppy)
         rf = (1.0 + risk_free) ** (1.0 / ppy) - 1.0
-        excess = rets - rf if rf != 0.0 else rets  # r - 0.0 is r
-        mean = float(np.mean(excess))
+        mean, std_r, std, downside, hi, lo = kernels.return_stats(values, rf)
+        volatility = std_r * math.sqrt(ppy)
         # A spread that is float residue (constant returns: 1.01 ** k is not exactly geometric)
         # counts as zero; dividing by it would give ratios of 1e15.
-        floor = _ZERO_SPREAD * max(float(excess.max()), -float(excess.min()))
-        if rf != 0.0:
-            std = float(np.std(excess, ddof=1))
+        floor = _ZERO_SPREAD * max(hi, -lo)
         if std > floor:
             sharpe = mean / std * math.sqrt(ppy)
-        down = np.minimum(excess, 0.0)
-        downside = math.sqrt(float(np.mean(np.square(down, out=down))))
         if downside > floor:
             sortino = mean * ppy / (downside * math.sqrt(ppy))
 
-    # Equity / running peak - 1, in place (fmax: the running maximum of finite values, faster
-    # than np.maximum's).
-    drawdown = np.fmax.accumulate(values)
-    np.divide(values, drawdown, out=drawdown)
-    drawdown -= 1.0
-    max_drawdown = float(drawdown.min())
+    max_drawdown, dd_bars, dd_span = kernels.drawdown_stats(
+        values, np.ascontiguousarray(equity.index.asi8)
+    )
     calmar = cagr / abs(max_drawdown) if max_drawdown < 0.0 else 0.0
-    dd_bars, dd_duration = _drawdown_durations(drawdown, equity.index)
+    dd_duration = pd.Timedelta(dd_span, unit=equity.index.unit).to_pytimedelta()
 
     exposure_time = avg_exposure = math.nan
     if exposure is not None:
-        gross = exposure.to_numpy(dtype=np.float64)
-        gross = np.abs(gross if np.isfinite(gross).all() else np.nan_to_num(gross))
-        exposure_time = float((gross > 0.0).mean()) if len(gross) else 0.0
-        avg_exposure = float(gross.mean()) if len(gross) else 0.0
+        gross = np.ascontiguousarray(exposure, dtype=np.float64)
+        exposure_time, avg_exposure = kernels.exposure_stats(gross)
 
     years = n / ppy
-    mean_equity = float(values.mean())
+    mean_equity = kernels.mean(values)
     turnover = traded_notional / mean_equity / years if years > 0 and mean_equity > 0 else 0.0
 
     stats = trades if isinstance(trades, TradeStats) else TradeStats.of(trades)
@@ -316,21 +299,3 @@ def _profit_factor(pnls: npt.NDArray[np.float64]) -> float:
     if gross_loss == 0.0:
         return math.inf if gross_profit > 0.0 else 0.0
     return gross_profit / gross_loss
-
-
-def _drawdown_durations(
-    drawdown: npt.NDArray[np.float64], index: pd.DatetimeIndex
-) -> tuple[int, timedelta]:
-    """Longest underwater run in bars, and longest peak-to-recovery span in time."""
-    underwater = np.concatenate(([False], drawdown < 0.0, [False]))
-    # Runs start and end in turn: starts at the first bar below the peak (never bar 0), ends
-    # at the first bar back at the peak (exclusive end).
-    edges = np.flatnonzero(underwater[1:] != underwater[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    if len(starts) == 0:
-        return 0, timedelta(0)
-    bars = int((ends - starts).max())
-    ticks = index.asi8  # in the index's unit
-    recovery = np.minimum(ends, len(drawdown) - 1)
-    span = int((ticks[recovery] - ticks[starts - 1]).max())
-    return bars, pd.Timedelta(span, unit=index.unit).to_pytimedelta()

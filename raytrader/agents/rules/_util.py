@@ -14,6 +14,8 @@ from raytrader.domain import Signal
 
 def per_symbol(fn: Callable[..., FloatArray], *arrays: FloatArray) -> FloatArray:
     """Apply a 1-D indicator to every symbol row of ``(n_symbols, n_bars)`` arrays."""
+    if len(arrays[0]) == 1:  # one symbol: a view, not vstack's copy (a sweep's common case)
+        return fn(*(a[0] for a in arrays)).reshape(1, -1)
     return np.vstack([fn(*rows) for rows in zip(*arrays, strict=True)])
 
 
@@ -28,19 +30,34 @@ def crossings(a: FloatArray, b: FloatArray) -> FloatArray:
 
     Strict on both bars (a[t-1] < b[t-1] and a[t] > b[t]), as backtesting.py's ``crossover``.
     """
+    return cross_values(a, b, 1.0, -1.0, 0.0)
+
+
+def cross_values(
+    a: FloatArray, b: FloatArray, up: float, down: float, other: float, start: int = 0
+) -> FloatArray:
+    """``up`` where ``a`` crosses above ``b`` (as ``crossings``), ``down`` where below,
+    ``other`` elsewhere and at the bars before ``start``: an agent's targets in one pass."""
     a2 = np.ascontiguousarray(np.atleast_2d(a), dtype=np.float64)
     b2 = np.ascontiguousarray(np.atleast_2d(b), dtype=np.float64)
-    return _crossings(a2, b2).reshape(np.shape(a))
+    return _cross_values(a2, b2, up, down, other, start).reshape(np.shape(a))
 
 
 @jit
-def _crossings(a: FloatArray, b: FloatArray) -> FloatArray:
-    out = np.zeros(a.shape)
+def _cross_values(
+    a: FloatArray, b: FloatArray, up: float, down: float, other: float, start: int
+) -> FloatArray:
+    out = np.empty(a.shape)
     for i in range(a.shape[0]):
+        out[i, 0] = other
         for t in range(1, a.shape[1]):
             pa, pb, ca, cb = a[i, t - 1], b[i, t - 1], a[i, t], b[i, t]
-            if pa < pb and ca > cb:
-                out[i, t] = 1.0
+            if t < start:
+                out[i, t] = other
+            elif pa < pb and ca > cb:
+                out[i, t] = up
             elif pa > pb and ca < cb:
-                out[i, t] = -1.0
+                out[i, t] = down
+            else:
+                out[i, t] = other
     return out

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from raytrader.agents.base import Agent, AgentParams
 from raytrader.agents.context import BarContext
+from raytrader.agents.events import TargetEvents
 from raytrader.agents.registry import register
 from raytrader.agents.rules._util import crossings, weight_signal
 from raytrader.data.indicators import bollinger
@@ -84,7 +85,7 @@ class BollingerBreakout(Agent):
                 out.append(weight_signal(symbol, ctx.ts, weight, why))
         return out
 
-    def target_events(self, data: MarketData) -> npt.NDArray[np.void]:
+    def target_events(self, data: MarketData) -> TargetEvents:
         """What ``on_bar`` emits, for every symbol row and bar at once (the fast path's input).
 
         ``target`` is the signal's weight (NaN: no signal; none before ``warmup``). The exit
@@ -111,7 +112,4 @@ class BollingerBreakout(Agent):
         held[long] = 0
         target[:, : self.warmup] = np.nan
         held[:, : self.warmup] = 0
-        out = np.zeros(target.shape, dtype=[("target", np.float64), ("held", np.int8)])
-        out["target"] = target
-        out["held"] = held
-        return out
+        return TargetEvents(target, held)

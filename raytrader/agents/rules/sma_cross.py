@@ -11,8 +11,9 @@ from pydantic import Field, model_validator
 
 from raytrader.agents.base import Agent, AgentParams
 from raytrader.agents.context import BarContext
+from raytrader.agents.events import TargetEvents
 from raytrader.agents.registry import register
-from raytrader.agents.rules._util import crossings, per_symbol
+from raytrader.agents.rules._util import cross_values, crossings, per_symbol
 from raytrader.data.indicators import sma
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Signal
@@ -76,17 +77,15 @@ class SmaCross(Agent):
             )
         return out
 
-    def target_events(self, data: MarketData) -> npt.NDArray[np.void]:
+    def target_events(self, data: MarketData) -> TargetEvents:
         """What ``on_bar`` emits, for every symbol row and bar at once (the fast path's input).
 
         ``target`` is the signal's weight at the bars where the SMAs cross (NaN elsewhere and
         before ``warmup``); ``held`` is 0: the signal does not depend on the position.
         """
-        cross = self.indicators(data)["cross"]
-        w = self.params.weight
-        down = -w if self.params.allow_short else 0.0
-        target = np.where(cross > 0, w, np.where(cross < 0, down, np.nan))
-        target[:, : self.warmup] = np.nan
-        out = np.zeros(cross.shape, dtype=[("target", np.float64), ("held", np.int8)])
-        out["target"] = target
-        return out
+        p = self.params
+        fast = per_symbol(lambda c: sma(c, p.fast), data.close)
+        slow = per_symbol(lambda c: sma(c, p.slow), data.close)
+        down = -p.weight if p.allow_short else 0.0
+        target = cross_values(fast, slow, p.weight, down, np.nan, start=self.warmup)
+        return TargetEvents.unconditional(target)

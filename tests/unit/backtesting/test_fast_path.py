@@ -7,15 +7,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pytest
 
 from raytrader.agents import Agent, AgentParams, create
 from raytrader.agents.context import BarContext
+from raytrader.agents.events import TargetEvents
 from raytrader.backtesting.engine import BacktestEngine
 from raytrader.backtesting.fast_path import (
-    EVENT_DTYPE,
     FastPathUnsupported,
     FastResult,
     round_trip_stats,
@@ -386,12 +385,11 @@ class ScriptedWeights(Agent):
             return None
         return [Signal(ctx.symbols[0], ctx.ts, weight=weight)]
 
-    def target_events(self, data: MarketData) -> npt.NDArray[Any]:
-        out = np.zeros((1, data.n_bars), dtype=EVENT_DTYPE)
-        out["target"] = np.nan
+    def target_events(self, data: MarketData) -> TargetEvents:
+        out = TargetEvents.unconditional(np.full((1, data.n_bars), np.nan))
         for bar, (weight, held) in self.script.items():
-            out["target"][0, bar] = weight
-            out["held"][0, bar] = held
+            out.target[0, bar] = weight
+            out.held[0, bar] = held
         return out
 
 
@@ -460,10 +458,10 @@ def test_events_reproduce_on_bar(gbm_frame: Frame) -> None:
         cfg = portfolio(1.0, max_weight=0.5, allow_short=short)
         engine = BacktestEngine(CASH, broker(bps=10.0), cfg).run(data, [agent])
         events = agent.target_events(data)  # type: ignore[attr-defined]
-        assert events.dtype == EVENT_DTYPE
+        assert isinstance(events, TargetEvents)
         assert events.shape == (2, data.n_bars)
         for row, symbol in enumerate(data.symbols):
-            target, held = events["target"][row], events["held"][row]
+            target, held = events.target[row], events.held[row]
             pos = engine.positions[symbol].to_numpy()
             emitted = ~np.isnan(target) & (
                 (held == 0) | ((held > 0) & (pos > 0)) | ((held < 0) & (pos < 0))
@@ -542,11 +540,11 @@ def test_refuses_bars_the_engine_treats_specially(
 def test_refuses_bad_events_and_cash(gbm_frame: Frame) -> None:
     data = _data(gbm_frame)
     with pytest.raises(FastPathUnsupported, match="shape"):
-        run_events(data, np.zeros((1, 5), dtype=EVENT_DTYPE))
-    with pytest.raises(FastPathUnsupported, match="fields"):
-        run_events(data, np.zeros((1, data.n_bars)))
-    bad = np.zeros((1, data.n_bars), dtype=EVENT_DTYPE)
-    bad["held"][0, 3] = 2
+        run_events(data, TargetEvents.unconditional(np.zeros((1, 5))))
+    with pytest.raises(FastPathUnsupported, match="TargetEvents"):
+        run_events(data, np.zeros((1, data.n_bars)))  # type: ignore[arg-type]
+    bad = TargetEvents.unconditional(np.zeros((1, data.n_bars)))
+    bad.held[0, 3] = 2
     with pytest.raises(FastPathUnsupported, match="held"):
         run_events(data, bad)
     with pytest.raises(FastPathUnsupported, match="initial_cash"):
@@ -556,9 +554,7 @@ def test_refuses_bad_events_and_cash(gbm_frame: Frame) -> None:
 
 def test_no_events_no_fills(gbm_frame: Frame) -> None:
     data = _data(gbm_frame)
-    events = np.zeros((1, data.n_bars), dtype=EVENT_DTYPE)
-    events["target"] = np.nan
-    res = run_events(data, events, 5_000.0)
+    res = run_events(data, TargetEvents.unconditional(np.full((1, data.n_bars), np.nan)), 5_000.0)
     assert res.fills.empty
     assert res.n_trades == 0
     assert (res.equity == 5_000.0).all()
