@@ -59,7 +59,7 @@ from raytrader.orchestrator.runtime import Components
 from raytrader.portfolio.planner import OrderPlan, Targets, marked_account, note_targets
 from raytrader.portfolio.rebalancer import AccountView
 from raytrader.portfolio.schedule import RebalanceSchedule
-from raytrader.risk.checks import RiskContext, bar_returns
+from raytrader.risk.checks import RiskContext, bar_returns, resting_quantities
 from raytrader.risk.kill_switch import KillSwitch, flatten_orders
 from raytrader.state.ledger import Ledger
 from raytrader.state.metrics import compute_metrics, periods_per_year
@@ -138,7 +138,7 @@ class SessionRun:
     kill: KillSwitch = field(init=False)  # equity high-water mark, the day's start, the halt
     order_times: list[datetime] = field(default_factory=list)  # orders sent, last minute
     closes: list[list[float | None]] = field(default_factory=list)  # recent closes, by bar
-    open_orders: dict[str, str] = field(default_factory=dict)  # working: client id -> symbol
+    open_orders: dict[str, OrderState] = field(default_factory=dict)  # working, by client id
     # Rebalancing (checkpointed: targets and prev_ts; the schedule is the stored one):
     targets: Targets = field(default_factory=dict)  # every agent's latest signal per symbol
     schedule: RebalanceSchedule | None = None
@@ -178,7 +178,7 @@ class SessionRun:
         for st in states:
             cid = st.order.client_order_id
             if st.is_open:
-                self.open_orders[cid] = st.order.symbol
+                self.open_orders[cid] = st
             else:
                 self.open_orders.pop(cid, None)
 
@@ -199,11 +199,14 @@ class SessionRun:
             returns = bar_returns(self.symbols, closes.T)
         return RiskContext(
             now=ts,
-            open_orders=sum(1 for s in self.open_orders.values() if s not in cancel_symbols),
+            open_orders=sum(
+                1 for st in self.open_orders.values() if st.order.symbol not in cancel_symbols
+            ),
             order_times=[t for t in self.order_times if t > ts - _MINUTE],
             day_start_equity=self.kill.day_start_for(ts),
             returns=returns,
             halted=self.kill.reason,
+            resting=resting_quantities(self.open_orders.values(), cancel_symbols),
         )
 
     def risk_state(self) -> dict[str, Any]:

@@ -8,7 +8,9 @@ A refused order comes back with a reason that names the limit and the numbers, e
 The checks, in the order they are tried (the first that fails gives the reason):
 
 - ``halted: <why>``: the session's kill switch tripped; nothing passes until it is resumed.
-- ``no price for <symbol>``; ``short selling not allowed``.
+- ``no price for <symbol>``; ``short selling not allowed`` (counting the sells already resting
+  on the symbol, ``RiskContext.resting``: the worst case is that they all fill, so two resting
+  sells cannot together take a long position short).
 - ``max_order_notional``: quantity x price, at the order's limit price (else its stop price,
   else the reference price) against the limit.
 - ``price_band``: a limit or stop price further than the band (a fraction) from the
@@ -21,7 +23,8 @@ The checks, in the order they are tried (the first that fails gives the reason):
   (``RiskContext.order_times`` and those passed earlier in the batch) and this one. Times are
   the caller's clock: bar times in backtests and sessions.
 - ``max_position_weight``, ``max_gross_exposure``, ``max_net_exposure``: exposure after the
-  order / equity, for orders that increase it.
+  order / equity, for orders that increase it; the position weight counts the orders resting
+  on the symbol in the order's direction as filled.
 - ``daily_loss_limit``: once the account lost more than the limit of the day's starting
   equity (``RiskContext.day_start_equity``), orders that open or increase a position.
 - ``max_correlation``: an order that opens or increases a position whose bar returns, over
@@ -40,13 +43,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
-from raytrader.domain import Order
+from raytrader.domain import Order, OrderState, Side
 from raytrader.portfolio.rebalancer import AccountView
 from raytrader.risk.limits import RiskLimits
 
@@ -70,7 +73,8 @@ class RiskContext:
     earlier orders were sent (only the last minute matters). ``day_start_equity``: the
     account's equity at the start of the day. ``returns``: recent bar returns by symbol, oldest
     first, aligned on the same bars (the last value is the last bar's). ``halted``: the kill
-    switch's reason when the session is halted.
+    switch's reason when the session is halted. ``resting``: by symbol, the quantities still to
+    fill of the orders working at the broker, ``(buys, sells)`` (see ``resting_quantities``).
     """
 
     now: datetime | None = None
@@ -79,6 +83,35 @@ class RiskContext:
     day_start_equity: float | None = None
     returns: Mapping[str, Sequence[float] | FloatArray] | None = None
     halted: str = ""
+    resting: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def resting_quantities(
+    states: Iterable[OrderState], but: Iterable[str] = ()
+) -> dict[str, tuple[float, float]]:
+    """``(buys, sells)`` still to fill by symbol of the open orders among ``states`` (not of
+    the symbols ``but``), as ``RiskContext.resting`` takes them.
+
+    Exits (orders with a parent) are left out: they only close what their entry opened and
+    are cancelled when an order reduces the position. An OCO group counts once, at its
+    largest member: one fill cancels the others.
+    """
+    skip = set(but)
+    grouped: dict[tuple[str, str, Side], float] = {}
+    out: dict[str, tuple[float, float]] = {}
+    for st in states:
+        o = st.order
+        if not st.is_open or o.parent_id or o.symbol in skip:
+            continue
+        qty = st.remaining
+        if o.oco_group:
+            key = (o.oco_group, o.symbol, o.side)
+            before = grouped.get(key, 0.0)
+            grouped[key] = max(before, qty)
+            qty = grouped[key] - before
+        buys, sells = out.get(o.symbol, (0.0, 0.0))
+        out[o.symbol] = (buys + qty, sells) if o.side is Side.BUY else (buys, sells + qty)
+    return out
 
 
 def bar_returns(symbols: Sequence[str], closes: FloatArray) -> dict[str, FloatArray]:
@@ -182,18 +215,26 @@ class PreTradeRisk:
             price = prices.get(order.symbol, float("nan"))
             before = held.get(order.symbol, 0.0)
             after = before + order.signed_quantity
+            # What rests in the order's direction fills first in the worst case.
+            buys, sells = ctx.resting.get(order.symbol, (0.0, 0.0))
+            ahead = buys if order.side is Side.BUY else -sells
             reason = ""
             if ctx.halted:
                 reason = f"halted: {ctx.halted}"
             elif not price > 0:
                 reason = f"no price for {order.symbol}"
-            elif after < -_TOL * abs(before or 1.0) and not limits.allow_short:
+            elif after + ahead < -_TOL * abs(before or 1.0) and not limits.allow_short:
                 reason = "short selling not allowed"
+                if ahead:
+                    reason += (
+                        f": position {before:g} - resting sells {sells:g} - this sell "
+                        f"{order.quantity:g} = {after + ahead:g}"
+                    )
             else:
                 reason = self._order_limits(order, price, open_orders, sent, ctx)
                 if not reason:
                     reason = self._exposure_limits(
-                        order, price, before, after, equity, gross, net, held, prices, ctx
+                        order, price, before, after, ahead, equity, gross, net, held, prices, ctx
                     )
             if reason:
                 refused.append((order, reason))
@@ -245,6 +286,7 @@ class PreTradeRisk:
         price: float,
         before: float,
         after: float,
+        ahead: float,
         equity: float,
         gross: float,
         net: float,
@@ -255,9 +297,11 @@ class PreTradeRisk:
         """The limits on the account after the order: exposures, the day's loss, risk."""
         limits = self.limits
         increases = abs(after) > abs(before)
-        if increases and abs(after) * price > limits.max_position_weight * equity * (1 + _TOL):
-            weight = _ratio(abs(after) * price, equity)
-            return f"max_position_weight: {weight:.4f} > {limits.max_position_weight:.4f}"
+        worst = abs(after + ahead)  # with the resting orders of the same direction filled
+        if increases and worst * price > limits.max_position_weight * equity * (1 + _TOL):
+            weight = _ratio(worst * price, equity)
+            why = f"max_position_weight: {weight:.4f} > {limits.max_position_weight:.4f}"
+            return f"{why} (with {abs(ahead):g} resting)" if ahead else why
         new_gross = gross + (abs(after) - abs(before)) * price
         if new_gross > gross and new_gross > limits.max_gross_exposure * equity * (1 + _TOL):
             return (

@@ -223,3 +223,34 @@ async def test_reads_of_unknown_sessions_are_404s(api: Any) -> None:
         "/api/execution/orders", params={"session_id": MISSING, "status": "half"}
     )
     assert api.names(bad, "query", "status")
+
+
+async def test_resting_sells_cannot_together_take_a_long_position_short(api: Any) -> None:
+    # The agent never warms up, so nothing supersedes the orders under test.
+    sid = await api.start_session(
+        agents=[{"name": "sma_cross", "params": {"fast": 5, "slow": 10_000}}]
+    )
+    resp = await api.client.post(
+        "/api/execution/submit-order", json=order(sid, client_order_id="long")
+    )
+    assert resp.status_code == 201, resp.text
+    await api.order_in(sid, "long", {"filled"})
+    px = float(api.manager.runs[sid].last_close["SYN"])
+    high = {"type": "limit", "side": "sell", "limit_price": round(px * 10, 4)}
+    first = await api.client.post(
+        "/api/execution/submit-order", json=order(sid, client_order_id="out-1", **high)
+    )
+    assert first.status_code == 201 and first.json()["status"] == "accepted", first.text
+    second = await api.client.post(
+        "/api/execution/submit-order",
+        json=order(sid, client_order_id="out-2", quantity=5, **high),
+    )
+    assert second.status_code == 201, second.text
+    why = "short selling not allowed: position 10 - resting sells 10 - this sell 5 = -5"
+    assert second.json()["status"] == "rejected" and second.json()["reason"] == why
+    journal = await api.manager.c.state.read_journal.remote(sid, "order")
+    assert [(e.payload["status"], e.payload["reason"]) for e in journal if e.key == "out-2"] == [
+        ("rejected", why)
+    ]
+    assert (await api.order(sid, "out-1"))["status"] == "accepted"
+    await api.stop(sid)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from raytrader.domain import Order, OrderType, Side
+from raytrader.domain.bracket import bracket
+from raytrader.execution.paper_broker import PaperBroker
 from raytrader.portfolio.planner import marked_account
 from raytrader.risk.checks import (
     MIN_OBSERVATIONS,
@@ -17,6 +19,7 @@ from raytrader.risk.checks import (
     bar_returns,
     historical_var,
     order_price,
+    resting_quantities,
 )
 from raytrader.risk.limits import RiskLimits
 
@@ -78,6 +81,68 @@ def test_the_old_call_without_a_context_still_works() -> None:
     account = marked_account(10_000.0, {}, prices)
     passed, refused = PreTradeRisk(RiskLimits()).check([order(quantity=50)], account, prices)
     assert len(passed) == 1 and refused == []
+
+
+# ------------------------------------------------------------ orders resting at the broker
+
+
+def test_resting_sells_count_toward_the_short_check() -> None:
+    """Long 10: a resting limit sell of 10 passes; a second one of 5 would go short if both
+    filled, so it is refused with the numbers."""
+    broker = PaperBroker()
+    held = {"A": 10.0}
+
+    def send(o: Order) -> list[tuple[Order, str]]:
+        ctx = RiskContext(resting=resting_quantities(broker.open_orders()))
+        passed, refused = check([o], positions=held, context=ctx)
+        for p in passed:
+            broker.submit(p)
+        return refused
+
+    first = order(side=Side.SELL, quantity=10, type=OrderType.LIMIT, limit_price=120.0)
+    assert send(first) == []
+    second = order(side=Side.SELL, quantity=5, type=OrderType.LIMIT, limit_price=125.0)
+    assert reasons(send(second)) == [
+        "short selling not allowed: position 10 - resting sells 10 - this sell 5 = -5"
+    ]
+    assert [st.order.client_order_id for st in broker.open_orders()] == [first.client_order_id]
+    # Once the first is cancelled, the second fits.
+    broker.cancel(first.client_order_id, T0)
+    assert send(second) == []
+    # Allowed shorts are not limited by what rests.
+    ctx = RiskContext(resting=resting_quantities(broker.open_orders()))
+    passed, _ = check(
+        [order(side=Side.SELL, quantity=50)], positions=held, context=ctx, allow_short=True
+    )
+    assert len(passed) == 1
+
+
+def test_resting_buys_count_toward_the_position_weight() -> None:
+    ctx = RiskContext(resting={"A": (300.0, 0.0)})
+    passed, refused = check([order(quantity=100)], context=ctx, max_position_weight=0.35)
+    assert passed == []
+    assert reasons(refused) == ["max_position_weight: 0.4000 > 0.3500 (with 300 resting)"]
+    passed, _ = check([order(quantity=100)], max_position_weight=0.35)
+    assert len(passed) == 1  # without the resting buys it fits
+
+
+def test_resting_quantities_count_an_oco_group_once_and_leave_exits_out() -> None:
+    broker = PaperBroker()
+    entry, tp, sl = bracket(order(quantity=10), take_profit=110.0, stop_loss=90.0)
+    for o in (entry, tp, sl):
+        broker.submit(o)
+    oco = [
+        order("B", Side.SELL, 4, type=OrderType.LIMIT, limit_price=60.0, oco_group="g"),
+        order("B", Side.SELL, 6, type=OrderType.STOP, stop_price=40.0, oco_group="g"),
+        order("B", Side.SELL, 1, type=OrderType.LIMIT, limit_price=70.0),
+    ]
+    for o in oco:
+        broker.submit(o)
+    states = broker.orders()
+    assert resting_quantities(states) == {"A": (10.0, 0.0), "B": (0.0, 7.0)}
+    assert resting_quantities(states, but=["B"]) == {"A": (10.0, 0.0)}
+    broker.on_bar("B", T0 + timedelta(minutes=1), 50.0, 61.0, 49.0, 50.0, 1e6)  # the 4 fill
+    assert resting_quantities(broker.orders())["B"] == (0.0, 1.0)
 
 
 # ----------------------------------------------------------------------- net exposure
