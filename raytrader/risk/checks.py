@@ -297,9 +297,9 @@ class PreTradeRisk:
         """The limits on the account after the order: exposures, the day's loss, risk."""
         limits = self.limits
         increases = abs(after) > abs(before)
-        worst = abs(after + ahead)  # with the resting orders of the same direction filled
-        if increases and worst * price > limits.max_position_weight * equity * (1 + _TOL):
-            weight = _ratio(worst * price, equity)
+        size = abs(after + ahead)  # with the resting orders of the same direction filled
+        if increases and size * price > limits.max_position_weight * equity * (1 + _TOL):
+            weight = _ratio(size * price, equity)
             why = f"max_position_weight: {weight:.4f} > {limits.max_position_weight:.4f}"
             return f"{why} (with {abs(ahead):g} resting)" if ahead else why
         new_gross = gross + (abs(after) - abs(before)) * price
