@@ -22,6 +22,16 @@ class PortfolioConfig(BaseModel):
     kill_switch: KillSwitchConfig | None = Field(
         None, description="halt trading on a drawdown or a daily loss; None = off"
     )
+    rebalance_band: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "no-trade band, a fraction of equity: a target whose order would trade less than "
+            "band x equity in notional sends none (closing a position to zero and opening one "
+            "from zero always trade); 0 = every difference is traded"
+        ),
+    )
     capital: dict[str, float] | None = Field(
         None,
         min_length=1,

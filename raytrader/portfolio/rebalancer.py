@@ -39,6 +39,9 @@ class Rebalancer:
 
     Sells come first so their proceeds fund the buys; buys are served in signal order (agents
     emit them by priority) until cash runs out. Nothing buys with cash the account does not have.
+    With ``rebalance_band`` a held position whose target differs by less than band x equity in
+    notional is left as it is (prices drifting under constant weights would otherwise send a
+    small order at every rebalance); opening, closing and flipping always trade.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class Rebalancer:
             latest.pop(sig.symbol, None)  # re-insert so priority follows the latest signal
             latest[sig.symbol] = sig
         limits, lot = self.config.limits, self.config.lot_size
+        band = self.config.rebalance_band * account.equity
 
         deltas: list[tuple[Signal, float, float]] = []
         for sig in latest.values():
@@ -107,10 +111,11 @@ class Rebalancer:
             target = round_to_lot(target, lot)
             if why:
                 self.adjustments.append(Adjustment(sig.symbol, wanted, target, why))
-            delta = target - account.positions.get(sig.symbol, 0.0)
+            held = account.positions.get(sig.symbol, 0.0)
+            delta = target - held
             if lot > 0:
                 delta = round_to_lot(delta, lot)
-            if delta != 0.0:
+            if delta != 0.0 and not (band and _within_band(held, target, delta * price, band)):
                 deltas.append((sig, delta, price))
 
         cash = account.cash
@@ -168,6 +173,14 @@ class Rebalancer:
             time_in_force=sig.time_in_force,
             tag=sig.reason,
         )
+
+
+def _within_band(held: float, target: float, notional: float, band: float) -> bool:
+    """Whether a trade of ``notional`` is too small to send: inside the no-trade band, and
+    neither opening a position from zero nor closing or flipping one."""
+    if held == 0.0 or target == 0.0 or (held > 0) != (target > 0):
+        return False
+    return abs(notional) < band
 
 
 def _gross_room(held: float, price: float, gross: float, cap: float) -> float:

@@ -6,8 +6,14 @@ import math
 from datetime import UTC, datetime
 from itertools import count
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from raytrader.agents import Agent
+from raytrader.agents.context import BarContext
+from raytrader.backtesting.engine import BacktestEngine
+from raytrader.data.market_data import MarketData
 from raytrader.domain import OrderType, Side, Signal, TimeInForce
 from raytrader.execution.costs import CommissionModel, SlippageModel
 from raytrader.portfolio import AccountView, PortfolioConfig, Rebalancer
@@ -162,3 +168,79 @@ def test_short_targets_are_capped_by_gross_exposure_too() -> None:
     account = AccountView(cash=5_000, equity=10_000, positions={"X": 500.0}, gross_exposure=5_000)
     [order] = rb.orders([Signal("X", TS, weight=-0.5)], {"X": 10.0}, account, TS, ids())
     assert (order.side, order.quantity) == (Side.SELL, 800.0)  # 500 to flat + 300 short
+
+
+# ------------------------------------------------------------------------ no-trade band
+
+
+def banded(band: float, allow_short: bool = False) -> Rebalancer:
+    cfg = PortfolioConfig(
+        lot_size=0.0, rebalance_band=band, limits=RiskLimits(allow_short=allow_short)
+    )
+    return Rebalancer(cfg, CommissionModel(), SlippageModel())
+
+
+def test_the_band_skips_small_trades_but_never_opening_closing_or_flipping() -> None:
+    # 50 X at 100 in 10,000 of equity: a 0.52 target is 2 units, 200 of notional.
+    held = AccountView(cash=5_000, equity=10_000, positions={"X": 50.0}, gross_exposure=5_000)
+    small = [Signal("X", TS, weight=0.52)]
+    assert banded(0.03).orders(small, {"X": 100.0}, held, TS, ids()) == []
+    [order] = banded(0.01).orders(small, {"X": 100.0}, held, TS, ids())
+    assert (order.side, order.quantity) == (Side.BUY, pytest.approx(2.0))
+    [order] = banded(0.0).orders(small, {"X": 100.0}, held, TS, ids())
+    assert order.quantity == pytest.approx(2.0)
+    # Opening from zero and closing to zero trade however small.
+    [opened] = banded(0.5).orders([Signal("Y", TS, weight=0.01)], {"Y": 10.0}, held, TS, ids())
+    assert (opened.side, opened.quantity) == (Side.BUY, pytest.approx(10.0))
+    tiny = AccountView(cash=9_900, equity=10_000, positions={"X": 1.0}, gross_exposure=100)
+    [closed] = banded(0.5).orders([Signal("X", TS, weight=0.0)], {"X": 100.0}, tiny, TS, ids())
+    assert (closed.side, closed.quantity) == (Side.SELL, 1.0)
+    [flipped] = banded(0.5, allow_short=True).orders(
+        [Signal("X", TS, direction=-1, weight=-0.005)], {"X": 100.0}, tiny, TS, ids()
+    )
+    assert (flipped.side, flipped.quantity) == (Side.SELL, pytest.approx(1.5))
+
+
+def test_the_band_cuts_the_small_trades_of_constant_weights_on_drifting_prices() -> None:
+    """50/50 every day on two random walks: without a band an order per symbol and day; with
+    a 2% band far fewer, and the weights after each open stay within the band."""
+    rng = np.random.default_rng(5)
+    n = 400
+    index = pd.date_range("2024-01-01", periods=n, freq="1D", tz="UTC", name="ts")
+    frames = {}
+    for s in ("A", "B"):
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        open_ = np.r_[close[0], close[:-1]]
+        frames[s] = pd.DataFrame(
+            {
+                "open": open_,
+                "high": np.maximum(open_, close),
+                "low": np.minimum(open_, close),
+                "close": close,
+                "volume": 1e9,
+            },
+            index=index,
+        )
+    data = MarketData.from_frames(frames)
+
+    class FiftyFifty(Agent):
+        name = "fifty_fifty"
+
+        def on_bar(self, ctx: BarContext) -> list[Signal]:
+            return [Signal(s, ctx.ts, weight=0.5) for s in ("A", "B")]
+
+    def run(band: float) -> tuple[int, float]:
+        portfolio = PortfolioConfig(lot_size=0.0, rebalance_band=band)
+        result = BacktestEngine(100_000.0, portfolio=portfolio).run(data, [FiftyFifty()])
+        # Weights at each open, after that open's trades (no costs: the fills move no value).
+        opens = np.vstack([data.open[j] for j in range(2)])
+        qty = result.positions[["A", "B"]].to_numpy().T
+        value = qty * opens
+        weights = value / (result.cash.to_numpy() + value.sum(axis=0))
+        return len(result.fills), float(np.abs(weights[:, 1:] - 0.5).max())
+
+    fills_every_day, _ = run(0.0)
+    fills_banded, worst = run(0.02)
+    assert fills_every_day >= 2 * (n - 2)  # both symbols, nearly every day
+    assert 2 <= fills_banded <= fills_every_day / 10
+    assert worst < 0.02 + 1e-9
