@@ -17,6 +17,12 @@ bought back with a market order for the next open if ``flatten`` is set, and eve
 is refused (journaled as rejected, reason ``halted: <why>``) to the end of the run: a backtest
 has nobody to resume it.
 
+With exits (``PortfolioConfig.exits``) every order that opens or increases a position carries
+its take-profit / stop-loss / trailing-stop children (``raytrader.portfolio.exits``); a new
+signal does not supersede them, and after each bar's fills they follow the position
+(``raytrader.execution.exits``): resized when it grows, cancelled when it shrinks or closes. A
+split cancels them (their prices are of the old share).
+
 Indicators are computed once, vectorized, and revealed bar by bar through ``BarContext``. The
 hot loop touches no pandas and allocates nothing on bars where nothing happens; the equity curve
 is rebuilt vectorized from the points where the account changed.
@@ -38,6 +44,7 @@ from raytrader.backtesting.result import BacktestResult, SignalRecord
 from raytrader.data.indicators import atr as atr_indicator
 from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Fill, OrderState, OrderStatus
+from raytrader.execution.exits import cancel_reduced_exits, sync_exits
 from raytrader.execution.paper_broker import PaperBroker, PaperBrokerConfig
 from raytrader.portfolio.config import AgentCapital, PortfolioConfig
 from raytrader.portfolio.planner import OrderPlanner, account_at
@@ -132,6 +139,7 @@ class BacktestEngine:
         watch = kill_config is not None or limits.daily_loss_limit is not None
         kill = KillSwitch(kill_config, self.initial_cash) if watch else None
         contextual = kill is not None or bool(limits.extended)
+        exits_on = self.portfolio_config.exits is not None
         order_times: list[datetime] = []  # of the orders sent in the last minute
         halted: tuple[datetime, str] | None = None
         close_ffill = _ffill(data.close)
@@ -197,7 +205,13 @@ class BacktestEngine:
                 account.i = i
                 changed = False
                 while i >= next_action_bar:
-                    self._apply_action(ledger, actions[next_action])
+                    act = actions[next_action]
+                    if exits_on and act.kind == "split":
+                        # The exits' prices are of the old share: the position keeps none.
+                        for st in broker.open_orders(act.symbol):
+                            if st.order.parent_id:
+                                broker.cancel(st.order.client_order_id, act.ts, "exits: split")
+                    self._apply_action(ledger, act)
                     next_action += 1
                     next_action_bar = action_bars[next_action]
                     changed = True
@@ -217,9 +231,10 @@ class BacktestEngine:
                     # halted: what rests then is the kill switch's flattening).
                     for symbol in () if halted else plan.cancel_symbols:
                         for st in broker.open_orders(symbol):
-                            broker.cancel(
-                                st.order.client_order_id, ts, "superseded by a new signal"
-                            )
+                            if not st.order.parent_id:  # exits belong to the position
+                                broker.cancel(
+                                    st.order.client_order_id, ts, "superseded by a new signal"
+                                )
                     context = None
                     if contextual:
                         if order_times:
@@ -240,8 +255,15 @@ class BacktestEngine:
                     for order, why in denied:
                         refused.append(OrderState(order).to(OrderStatus.REJECTED, ts, why))
                     for order in passed:
-                        owner[order.client_order_id] = plan.owners[order.client_order_id]
+                        cid = order.client_order_id
+                        owner[cid] = plan.owners[cid]
+                        if exits_on:
+                            held = ledger.position(order.symbol).quantity
+                            cancel_reduced_exits(broker, held, order.side, order.symbol, cid, ts)
                         broker.submit(order)
+                        for child in plan.exits.get(cid, ()):
+                            owner[child.client_order_id] = owner[cid]
+                            broker.submit(child)
                     if contextual and passed:
                         order_times.extend(ts for _ in passed)
                 if broker.open_symbols:
@@ -258,13 +280,19 @@ class BacktestEngine:
                                 float(volumes[j, i]),
                             )
                     # All symbols at once, so sells fund buys across symbols within the bar.
-                    for fill in broker.on_bars(data.ts(i), bars):
+                    bar_fills = broker.on_bars(data.ts(i), bars)
+                    for fill in bar_fills:
                         ledger.apply_fill(fill)
                         fills.append(fill)
                         k = owner.get(fill.client_order_id)
                         if k is not None:  # not a fill of the kill switch's flattening
                             agents[k].on_fill(fill)
                         changed = True
+                    if exits_on and bar_fills:
+                        held_now = {s: p.quantity for s, p in ledger.positions().items()}
+                        sync_exits(
+                            broker, held_now, dict.fromkeys(f.symbol for f in bar_fills), data.ts(i)
+                        )
                 if changed:
                     record(i)
                 if kill is not None:

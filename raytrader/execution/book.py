@@ -9,6 +9,7 @@ from typing import Any
 from raytrader.agents.host import AccountSnapshot
 from raytrader.domain import Fill, Order, OrderState
 from raytrader.domain.bar import BarTuple
+from raytrader.execution.exits import cancel_reduced_exits, sync_exits
 from raytrader.execution.paper_broker import PaperBroker, PaperBrokerConfig
 from raytrader.portfolio.planner import account_at
 from raytrader.portfolio.rebalancer import AccountView
@@ -32,14 +33,24 @@ class SessionBook:
     def submit(
         self, cancel_symbols: Sequence[str], orders: Sequence[Order], ts: datetime
     ) -> list[OrderState]:
-        """Cancel what rests for ``cancel_symbols`` (superseded), then submit ``orders``."""
+        """Cancel what rests for ``cancel_symbols`` (superseded; not the exits: they belong to
+        the position), then submit ``orders``; an order that reduces a position cancels its
+        exits first (``raytrader.execution.exits``). Returns the states of the cancels and of
+        ``orders``; those exit cancels stay in the broker's journal only."""
         states = []
+        broker = self.broker
         for symbol in cancel_symbols:
-            for st in self.broker.open_orders(symbol):
-                cid = st.order.client_order_id
-                states.append(self.broker.cancel(cid, ts, "superseded by a new signal"))
+            for st in broker.open_orders(symbol):
+                if not st.order.parent_id:
+                    cid = st.order.client_order_id
+                    states.append(broker.cancel(cid, ts, "superseded by a new signal"))
         for order in orders:
-            states.append(self.broker.submit(order))
+            if not order.parent_id:
+                held = self.ledger.position(order.symbol).quantity
+                cancel_reduced_exits(
+                    broker, held, order.side, order.symbol, order.client_order_id, ts
+                )
+            states.append(broker.submit(order))
         return states
 
     def on_bar(self, ts: datetime, bars: Mapping[str, BarTuple]) -> list[Fill]:
@@ -50,6 +61,9 @@ class SessionBook:
             for fill in self.broker.on_bars(ts, live):
                 self.ledger.apply_fill(fill)
                 fills.append(fill)
+            if fills:
+                held = {s: p.quantity for s, p in self.ledger.positions().items()}
+                sync_exits(self.broker, held, dict.fromkeys(f.symbol for f in fills), ts)
         for symbol, bar in bars.items():
             self.last_close[symbol] = bar[3]
         return fills

@@ -285,6 +285,18 @@ class PaperBroker:
         self._set(w, w.state.to(OrderStatus.CANCELLED, ts, reason or "cancelled"))
         return w.state
 
+    def resize(
+        self, client_order_id: str, quantity: float, ts: datetime, reason: str = ""
+    ) -> OrderState:
+        """Resize an open (not held) order to ``quantity``, above its filled quantity; its
+        matching memory (a trailing stop's best price, a trigger) is kept."""
+        ensure_utc(ts, "resize ts")
+        w = self._get(client_order_id)
+        if client_order_id in self._held:
+            raise ValueError(f"order {client_order_id!r} is held until its parent fills")
+        self._set(w, w.state.with_quantity(quantity, ts, reason))
+        return w.state
+
     def cancel_all(self, ts: datetime, symbol: str | None = None) -> list[OrderState]:
         """Cancel every open order (of ``symbol`` if given); return their new states."""
         ensure_utc(ts, "cancel ts")

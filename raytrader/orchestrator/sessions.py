@@ -199,8 +199,12 @@ class SessionRun:
             returns = bar_returns(self.symbols, closes.T)
         return RiskContext(
             now=ts,
+            # What survives the cancels of ``cancel_symbols``: other symbols' orders and exits.
             open_orders=sum(
-                1 for st in self.open_orders.values() if st.order.symbol not in cancel_symbols
+                1
+                for st in self.open_orders.values()
+                if st.order.symbol not in cancel_symbols
+                or (st.order.parent_id and st.status is not OrderStatus.NEW)
             ),
             order_times=[t for t in self.order_times if t > ts - _MINUTE],
             day_start_equity=self.kill.day_start_for(ts),
@@ -604,7 +608,10 @@ class SessionManager:
                 planning = self._drop_lost(work, planning, checks, "check")
                 sent: list[tuple[str, list[JournalEntry], list[dict[str, Any]], None]] = []
                 for w in planning:
-                    w.passed, refused = w.check
+                    passed, refused = w.check
+                    # An entry that passed takes its exits along (they only reduce it).
+                    exits = w.plan.exits if w.plan is not None else {}
+                    w.passed = [x for o in passed for x in (o, *exits.get(o.client_order_id, ()))]
                     entries = self._journal_states(w.run, [OrderState(o) for o in w.passed])
                     rejected = [
                         OrderState(o).to(OrderStatus.REJECTED, w.ts, why) for o, why in refused
@@ -618,7 +625,7 @@ class SessionManager:
                     metrics.ORDERS.inc(len(w.passed))
                     metrics.REJECTED.inc(len(refused))
                     w.run.orders += len(w.passed)
-                    w.run.note_sent(w.ts, len(w.passed))
+                    w.run.note_sent(w.ts, len(passed))  # exits wait for their entry's fill
                     w.run.pending = []
                 if sent:
                     await c.state.commit_many.remote(sent)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from raytrader.portfolio.allocation import CapitalWeights
+from raytrader.portfolio.exits import ExitsConfig
 from raytrader.risk.kill_switch import KillSwitchConfig
 from raytrader.risk.limits import RiskLimits
 from raytrader.risk.sizing import SizingConfig
@@ -21,6 +22,13 @@ class PortfolioConfig(BaseModel):
     limits: RiskLimits = RiskLimits()
     kill_switch: KillSwitchConfig | None = Field(
         None, description="halt trading on a drawdown or a daily loss; None = off"
+    )
+    exits: ExitsConfig | None = Field(
+        None,
+        description=(
+            "take-profit / stop-loss / trailing stop attached to every order that opens or "
+            "increases a position (one OCO group per position, resized with it); None = off"
+        ),
     )
     rebalance_band: float = Field(
         0.0,

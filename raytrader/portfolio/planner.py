@@ -10,6 +10,7 @@ from datetime import datetime
 from raytrader.domain import Order, Side, Signal
 from raytrader.portfolio.allocation import combine_targets
 from raytrader.portfolio.config import AgentCapital
+from raytrader.portfolio.exits import attach_exits
 from raytrader.portfolio.rebalancer import AccountView, Rebalancer
 from raytrader.state.ledger import Ledger
 
@@ -48,11 +49,14 @@ def note_targets(targets: Targets, signals: Iterable[tuple[int, Signal]]) -> Non
 
 @dataclass(frozen=True, slots=True)
 class OrderPlan:
-    """Orders to send now, after cancelling what still rests for ``cancel_symbols``."""
+    """Orders to send now, after cancelling what still rests for ``cancel_symbols`` (but
+    exits: they belong to the position). ``exits``: the exit children of an order (by its
+    id), to send right after it if it passes the pre-trade checks."""
 
     cancel_symbols: tuple[str, ...]
     orders: tuple[Order, ...]
     owners: Mapping[str, int] = field(default_factory=dict)  # client order id -> agent index
+    exits: Mapping[str, tuple[Order, ...]] = field(default_factory=dict)
 
 
 class OrderPlanner:
@@ -70,6 +74,9 @@ class OrderPlanner:
     buy cost / equity``, so that an agent holding the whole capital gets its own units back. A
     target that cannot be sized (no finite number) counts as none. Manual signals (agent -1)
     are account targets: they bypass the netting and win for their symbols.
+
+    With ``exits`` in the portfolio config, each order that opens or increases a position gets
+    its exit children in ``OrderPlan.exits`` (see ``raytrader.portfolio.exits``).
     """
 
     def __init__(
@@ -114,7 +121,9 @@ class OrderPlanner:
             [sig for _, sig in pending], prices, account, ts, next_id, atr
         )
         owners = {o.client_order_id: by_symbol[o.symbol] for o in orders}
-        return OrderPlan(tuple(by_symbol), tuple(orders), owners)
+        config = self.rebalancer.config.exits
+        exits = attach_exits(orders, account.positions, prices, config) if config else {}
+        return OrderPlan(tuple(by_symbol), tuple(orders), owners, exits)
 
     def _net(
         self,

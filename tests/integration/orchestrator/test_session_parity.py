@@ -12,25 +12,33 @@ from raytrader.orchestrator.sessions import SessionManager
 pytestmark = pytest.mark.asyncio
 
 
-def session_config(agent: dict[str, object], synthetic: dict[str, object]) -> SessionConfig:
+def session_config(
+    agent: dict[str, object], synthetic: dict[str, object], exits: dict[str, float] | None = None
+) -> SessionConfig:
     return SessionConfig.model_validate(
         {
             "name": "parity",
             "agents": [agent],
             "initial_cash": 100_000,
             "broker": {"commission": {"bps": 10, "minimum": 1}, "slippage": {"bps": 3}},
-            "portfolio": {"lot_size": 0.01},
+            "portfolio": {"lot_size": 0.01, "exits": exits},
             "feed": {"data": {"synthetic": synthetic}},
         }
     )
 
 
 @pytest.mark.parametrize(
-    ("agent", "synthetic"),
+    ("agent", "synthetic", "exits"),
     [
         (
             {"name": "sma_cross", "params": {"fast": 5, "slow": 20}},
             {"kind": "single", "n_bars": 600, "seed": 3, "freq": "1h"},
+            None,
+        ),
+        (
+            {"name": "sma_cross", "params": {"fast": 5, "slow": 20}},
+            {"kind": "single", "n_bars": 600, "seed": 3, "freq": "1h"},
+            {"take_profit_pct": 0.01, "stop_loss_pct": 0.005, "trailing_pct": 0.008},
         ),
         (
             {
@@ -43,16 +51,22 @@ def session_config(agent: dict[str, object], synthetic: dict[str, object]) -> Se
                 },
             },
             {"kind": "universe", "n_bars": 260, "seed": 5, "n_symbols": 10},
+            None,
         ),
     ],
-    ids=["sma_cross", "momentum"],
+    ids=["sma_cross", "sma_cross_exits", "momentum"],
 )
 async def test_replayed_session_matches_the_backtest(
-    manager: SessionManager, agent: dict[str, object], synthetic: dict[str, object]
+    manager: SessionManager,
+    agent: dict[str, object],
+    synthetic: dict[str, object],
+    exits: dict[str, float] | None,
 ) -> None:
-    config = session_config(agent, synthetic)
+    config = session_config(agent, synthetic, exits)
     backtest = run_backtest(config.as_backtest())
     assert len(backtest.fills) > 5
+    if exits:  # the exits fired, and the session must fire them alike
+        assert any(f.client_order_id.endswith(("-tp", "-sl", "-ts")) for f in backtest.fills)
 
     sid = await manager.start(config)
     assert await manager.wait(sid, timeout=300) == "stopped"
