@@ -97,7 +97,7 @@ o = np.linspace(100.0, 110.0, n)
 target = np.full(n, np.nan)
 target[10::50] = 1.0
 target[35::50] = 0.0
-args = (o, o, target, np.zeros(n, np.int8), 1e6, 0.0, 10.0, 0.0, 1.0, 0.0, 1.0, 1.0, False)
+args = (o, o, target, np.zeros(n, np.int8), 1e6, 0.0, 10.0, 0.0, 1.0, 0.0, 1.0, 1.0, False, n)
 t0 = time.perf_counter()
 fp.simulate(*args)
 first = time.perf_counter() - t0
@@ -222,7 +222,7 @@ def main() -> int:
         ).metrics(),
         "fast path, events given": lambda: run_events(data, events, CASH, BROKER, PORTFOLIO),
         "fast path, kernel only": lambda: simulate(
-            o, c, tg, hd, CASH, 0.0, BPS, 0.0, 1.0, 0.0, 1.0, 1.0, False
+            o, c, tg, hd, CASH, 0.0, BPS, 0.0, 1.0, 0.0, 1.0, 1.0, False, len(o)
         ),
         "agent.target_events": lambda: sma_agent().target_events(data),
     }

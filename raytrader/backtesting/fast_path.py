@@ -247,6 +247,7 @@ def simulate(
     max_position_weight: float,
     max_gross_exposure: float,
     allow_short: bool,
+    capacity: int,
 ) -> tuple[
     npt.NDArray[np.int64],
     npt.NDArray[np.int8],
@@ -262,14 +263,18 @@ def simulate(
     ``open_`` and ``close`` must be finite and positive (the caller checks). ``target`` and
     ``held`` are the two fields of the agent's events for the symbol. Returns the fills as
     arrays (bar, side +1 buy / -1 sell, quantity, price, commission), then equity and position
-    after every bar, and the number of closed round trips.
+    after every bar, and the number of closed round trips; that number is -1 if there were
+    more than ``capacity`` fills (there are at most as many fills as bars): run it again
+    with more.
     """
     n = open_.shape[0]
-    fill_bar = np.empty(n, np.int64)  # at most one fill per bar: one order is live at a time
-    fill_side = np.empty(n, np.int8)
-    fill_qty = np.empty(n)
-    fill_price = np.empty(n)
-    fill_fee = np.empty(n)
+    # Room for `capacity` fills, not n: n-sized arrays cost page faults on every run, and
+    # growing them inside the loop would slow the whole loop down.
+    fill_bar = np.empty(capacity, np.int64)
+    fill_side = np.empty(capacity, np.int8)
+    fill_qty = np.empty(capacity)
+    fill_price = np.empty(capacity)
+    fill_fee = np.empty(capacity)
     equity = np.empty(n)
     position = np.empty(n)
     buy_slip = 1.0 + slippage_bps / 1e4  # SlippageModel.adjust
@@ -326,6 +331,9 @@ def simulate(
                 if side < 0 and (cash + 0.0) + qty * price - fee < 0.0:
                     live = False  # a sell whose commission the cash cannot pay: refused
             if live:
+                if k == capacity:
+                    trades = -1
+                    break
                 fill_bar[k] = i
                 fill_side[k] = side
                 fill_qty[k] = qty
@@ -585,18 +593,22 @@ def _first_bad_bar(
 
 
 @jit
-def _first_bad_event(target: FloatArray, held: npt.NDArray[np.int8]) -> int:
+def _scan_events(target: FloatArray, held: npt.NDArray[np.int8]) -> tuple[int, int]:
+    """The first bad event (an infinite target or a held flag off -1, 0, 1; -1: none) and
+    the number of signals."""
     bad = 0  # a first pass without early exits (ten times as fast): is any event bad?
+    signals = 0
     for i in range(target.shape[0]):
         t, h = target[i], held[i]
         bad += ((t == np.inf) | (t == -np.inf)) | (h < -1) | (h > 1)
+        signals += t == t
     if bad == 0:
-        return -1
+        return -1, signals
     for i in range(target.shape[0]):
         t, h = target[i], held[i]
         if (t == t and not -np.inf < t < np.inf) or not -1 <= h <= 1:
-            return i
-    return -1
+            return i, signals
+    return -1, signals
 
 
 def _agent_reason(agent: Agent) -> str | None:
@@ -718,17 +730,16 @@ def run_events(
     if reason is not None:
         raise FastPathUnsupported(reason)
     target, held = events.target[0], events.held[0]
-    bad = _first_bad_event(target, held)
+    bad, signals = _scan_events(target, held)
     if bad >= 0:
         reason = f"events: bar {bad} has an infinite target or a held flag other than -1, 0, 1"
     reason = reason or _data_reason(data)
     if reason is not None:
         raise FastPathUnsupported(reason)
     limits = portfolio.limits
-    close = _row(data.close, np.float64)
-    bars, sides, qty, price, fee, equity, position, n_trades = simulate(
+    args = (
         _row(data.open, np.float64),
-        close,
+        _row(data.close, np.float64),
         target,
         held,
         float(initial_cash),
@@ -741,6 +752,14 @@ def run_events(
         float(limits.max_gross_exposure),
         bool(limits.allow_short),
     )
+    # A signal makes one order; a buy the cash cannot cover fills in parts over several bars,
+    # so a run may need more room than that: then it runs again with room for every bar.
+    bars, sides, qty, price, fee, equity, position, n_trades = simulate(
+        *args, min(data.n_bars, 2 * signals + 1024)
+    )
+    if n_trades < 0:
+        bars, sides, qty, price, fee, equity, position, n_trades = simulate(*args, data.n_bars)
+    close = args[1]
     index = data.index
     symbol = data.symbols[0]
     return FastResult(

@@ -16,6 +16,7 @@ takes milliseconds on a million bars.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -64,6 +65,9 @@ def _over_valid(
 ) -> tuple[FloatArray, ...]:
     """Run ``func`` over the bars where every series is valid; NaN elsewhere."""
     if valid is None:
+        # A sum is NaN if any term is NaN: one fast pass, no temporaries, in the common case.
+        if not any(math.isnan(np.sum(s)) for s in series):
+            return func(*series)
         valid = np.ones(series[0].shape, dtype=bool)
         for s in series:
             valid &= ~np.isnan(s)
@@ -188,14 +192,17 @@ def _sma_kernel(v: FloatArray, n: int) -> FloatArray:
     restart = max(n, 1024)
     ref = 0.0
     total = 0.0
+    countdown = 0  # bars to the next restart (a counter: a modulo per bar costs a division)
     for t in range(n - 1, size):
-        if (t - n + 1) % restart == 0:
+        if countdown == 0:
+            countdown = restart
             ref = v[t - n + 1]
             total = 0.0
             for j in range(t - n + 1, t + 1):
                 total += v[j] - ref
         else:
             total += (v[t] - ref) - (v[t - n] - ref)
+        countdown -= 1
         out[t] = ref + total / n
     return out
 

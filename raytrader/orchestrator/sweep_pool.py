@@ -16,6 +16,7 @@ from typing import Any
 import ray
 
 from raytrader.backtesting.trials import TrialRunner, TrialSetup
+from raytrader.orchestrator.heap import keep_freed_memory
 
 _RUNNERS_KEPT = 2
 
@@ -23,6 +24,7 @@ _RUNNERS_KEPT = 2
 @ray.remote(num_cpus=1, max_restarts=-1)
 class SweepWorker:
     def __init__(self) -> None:
+        keep_freed_memory()
         self._runners: OrderedDict[tuple[str, TrialSetup], TrialRunner] = OrderedDict()
         self._node = ray.get_runtime_context().get_node_id()
 

@@ -20,6 +20,12 @@ FloatArray = npt.NDArray[np.float64]
 
 
 @jit
+def _bar_return(values: FloatArray, i: int) -> float:
+    prev = values[i]
+    return values[i + 1] / prev - 1.0 if prev > 0.0 else 0.0
+
+
+@jit
 def return_stats(values: FloatArray, rf: float) -> tuple[float, float, float, float, float, float]:
     """Moments of the bar returns of ``values`` (a return after equity <= 0 counts as 0).
 
@@ -27,15 +33,12 @@ def return_stats(values: FloatArray, rf: float) -> tuple[float, float, float, fl
     sqrt(mean(min(x, 0) ** 2)), max(x), min(x). Needs at least two returns.
     """
     n = values.shape[0] - 1
-    rets = np.empty(n)
     total_r = 0.0
     total_x = 0.0
     hi = -np.inf
     lo = np.inf
     for i in range(n):
-        prev = values[i]
-        r = values[i + 1] / prev - 1.0 if prev > 0.0 else 0.0
-        rets[i] = r
+        r = _bar_return(values, i)
         x = r - rf if rf != 0.0 else r
         total_r += r
         total_x += x
@@ -45,11 +48,12 @@ def return_stats(values: FloatArray, rf: float) -> tuple[float, float, float, fl
             lo = x
     mean_r = total_r / n
     mean_x = total_x / n
+    # A second pass for the deviations (recomputing the returns is cheaper than storing them).
     ss_r = 0.0
     ss_x = 0.0
     down = 0.0
     for i in range(n):
-        r = rets[i]
+        r = _bar_return(values, i)
         d = r - mean_r
         ss_r += d * d
         x = r - rf if rf != 0.0 else r

@@ -20,6 +20,7 @@ from raytrader.backtesting.fast_path import (
     round_trip_stats,
     run_events,
     run_fast,
+    simulate,
     unsupported_reason,
 )
 from raytrader.backtesting.result import BacktestResult
@@ -559,3 +560,26 @@ def test_no_events_no_fills(gbm_frame: Frame) -> None:
     assert res.n_trades == 0
     assert (res.equity == 5_000.0).all()
     assert res.final_equity == 5_000.0
+
+
+def test_kernel_reports_fills_beyond_its_room(gbm_frame: Frame) -> None:
+    """``simulate`` flags a run with more fills than its room (run_events then reruns it)."""
+    data = _data(gbm_frame)
+    events = create("sma_cross", {"fast": 3, "slow": 8}).target_events(data)
+    args = (
+        *(np.ascontiguousarray(a[0]) for a in (data.open, data.close)),
+        events.target[0],
+        events.held[0],
+        *(CASH, 0.0, 10.0, 0.0, 1.0, 0.0, 1.0, 1.0, False),
+    )
+    full = simulate(*args, data.n_bars)
+    fills = len(full[0])
+    assert fills > 4 and full[-1] >= 2
+    cut = simulate(*args, fills - 1)
+    assert cut[-1] == -1
+    exact = simulate(*args, fills)
+    assert exact[-1] == full[-1]
+    for a, b in zip(exact[:7], full[:7], strict=True):
+        np.testing.assert_array_equal(a, b)
+    res = run_events(data, events, CASH)
+    np.testing.assert_array_equal(res.fills["bar"].to_numpy(), full[0])
