@@ -50,7 +50,14 @@ from raytrader.domain import Fill, OrderType, Side
 from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
 from raytrader.state.ledger import Ledger, Trade
-from raytrader.state.metrics import Metrics, TradeStats, compute_metrics, periods_per_year
+from raytrader.state.metric_kernels import position_exposure_stats
+from raytrader.state.metrics import (
+    ExposureStats,
+    Metrics,
+    TradeStats,
+    compute_metrics,
+    periods_per_year,
+)
 
 # Tolerances of the engine's components (the same literals, for the same results).
 _LOT_EPS = 1e-9  # in lots: risk.sizing.round_to_lot and PaperBroker._floor_lot
@@ -384,22 +391,6 @@ def simulate(
 
 
 @jit
-def _exposure(position: FloatArray, close: FloatArray, equity: FloatArray) -> FloatArray:
-    """``BacktestResult.metrics``'s (gross_exposure / equity).fillna(0.0), in one pass."""
-    out = np.empty(position.shape[0])
-    for i in range(position.shape[0]):
-        gross = abs(position[i] * close[i])
-        e = equity[i]
-        if e != 0.0:
-            out[i] = gross / e
-        elif gross == 0.0:
-            out[i] = 0.0  # 0 / 0 is NaN, filled with 0
-        else:
-            out[i] = math.copysign(np.inf, e)
-    return out
-
-
-@jit
 def round_trip_stats(
     side: npt.NDArray[np.int8], quantity: FloatArray, price: FloatArray, commission: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
@@ -556,7 +547,10 @@ class FastResult:
             return self._metrics
         index = cast(pd.DatetimeIndex, self.equity.index)  # the data's
         ppy = periods or _periods_per_year(index)
-        exposure = _exposure(self.position.to_numpy(), self._close, self.equity.to_numpy())
+        # BacktestResult.metrics: (gross_exposure / equity).fillna(0.0), in one compiled pass.
+        exposure = ExposureStats(
+            *position_exposure_stats(self.position.to_numpy(), self._close, self.equity.to_numpy())
+        )
         _, _, qty, price, _ = self._fills
         m = compute_metrics(
             self.equity,

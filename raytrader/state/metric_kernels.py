@@ -1,10 +1,10 @@
 """Compiled passes over an equity curve for ``compute_metrics``.
 
 A sweep computes the metrics of thousands of curves; numpy's version of these steps made
-several temporaries per curve and took half of a fast-path trial. Each kernel does what the
-numpy expressions in ``compute_metrics``'s docstring define, in one or two passes, with the
-same float operations per element (sums are serial, not numpy's pairwise: they differ in the
-last bits only).
+several temporaries and passes per curve and took half of a fast-path trial. ``curve_stats``
+does what the definitions in ``compute_metrics``'s docstring say in two passes (one division
+per bar), with the same float operations per element; its sums are serial, not numpy's
+pairwise ones, so they differ from numpy's in the last bits only.
 """
 
 from __future__ import annotations
@@ -20,25 +20,37 @@ FloatArray = npt.NDArray[np.float64]
 
 
 @jit
-def _bar_return(values: FloatArray, i: int) -> float:
-    prev = values[i]
-    return values[i + 1] / prev - 1.0 if prev > 0.0 else 0.0
+def curve_stats(
+    values: FloatArray, ticks: npt.NDArray[np.int64], rf: float
+) -> tuple[float, float, float, float, float, float, float, int, int, float]:
+    """Statistics of an equity curve with positive first value; ``ticks`` are its times.
 
-
-@jit
-def return_stats(values: FloatArray, rf: float) -> tuple[float, float, float, float, float, float]:
-    """Moments of the bar returns of ``values`` (a return after equity <= 0 counts as 0).
-
-    With r the returns and x = r - rf: mean(x), std(r, ddof=1), std(x, ddof=1),
-    sqrt(mean(min(x, 0) ** 2)), max(x), min(x). Needs at least two returns.
+    With r the bar returns (0 after equity <= 0) and x = r - rf: mean(x), std(r, ddof=1),
+    std(x, ddof=1), sqrt(mean(min(x, 0) ** 2)), max(x), min(x) (all 0 with fewer than two
+    returns); the max drawdown (min of equity / running peak - 1), the longest run of bars
+    below the peak, the longest span of ``ticks`` from a peak's bar to the bar that recovers
+    it (or to the last bar); and the mean equity.
     """
-    n = values.shape[0] - 1
+    size = values.shape[0]
+    n = size - 1
+    rets = np.empty(max(n, 0))
+    total_v = values[0]
     total_r = 0.0
     total_x = 0.0
     hi = -np.inf
     lo = np.inf
-    for i in range(n):
-        r = _bar_return(values, i)
+    peak = values[0]
+    trough = peak  # the lowest value since the peak
+    worst = 1.0  # the lowest trough / peak (division is monotonic: min(v) / p = min(v / p))
+    longest = 0
+    span = 0
+    start = -1  # first bar of the current run below the peak; -1 at the peak
+    for i in range(1, size):
+        prev = values[i - 1]
+        v = values[i]
+        total_v += v
+        r = v / prev - 1.0 if prev > 0.0 else 0.0
+        rets[i - 1] = r
         x = r - rf if rf != 0.0 else r
         total_r += r
         total_x += x
@@ -46,14 +58,39 @@ def return_stats(values: FloatArray, rf: float) -> tuple[float, float, float, fl
             hi = x
         if x < lo:
             lo = x
+        if v < peak:
+            if start < 0:
+                start = i
+            if v < trough:
+                trough = v
+        else:
+            if start >= 0:
+                if i - start > longest:
+                    longest = i - start
+                if ticks[i] - ticks[start - 1] > span:
+                    span = ticks[i] - ticks[start - 1]
+                start = -1
+                if trough / peak < worst:
+                    worst = trough / peak
+            peak = v
+            trough = v
+    if start >= 0:
+        if size - start > longest:
+            longest = size - start
+        if ticks[size - 1] - ticks[start - 1] > span:
+            span = ticks[size - 1] - ticks[start - 1]
+        if trough / peak < worst:
+            worst = trough / peak
+    mean_equity = total_v / size
+    if n < 2:
+        return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, worst - 1.0, longest, span, mean_equity
     mean_r = total_r / n
     mean_x = total_x / n
-    # A second pass for the deviations (recomputing the returns is cheaper than storing them).
     ss_r = 0.0
     ss_x = 0.0
     down = 0.0
     for i in range(n):
-        r = _bar_return(values, i)
+        r = rets[i]
         d = r - mean_r
         ss_r += d * d
         x = r - rf if rf != 0.0 else r
@@ -68,46 +105,26 @@ def return_stats(values: FloatArray, rf: float) -> tuple[float, float, float, fl
         math.sqrt(down / n),
         hi,
         lo,
+        worst - 1.0,
+        longest,
+        span,
+        mean_equity,
     )
 
 
 @jit
-def drawdown_stats(values: FloatArray, ticks: npt.NDArray[np.int64]) -> tuple[float, int, int]:
-    """Max drawdown (equity / running peak - 1), the longest underwater run in bars, and the
-    longest span in ``ticks`` from a peak's bar to the bar that recovers it (or the last)."""
-    n = values.shape[0]
-    peak = values[0]
-    worst = 0.0
-    longest = 0
-    span = 0
-    start = -1  # first bar of the current run below the peak, -1 when at the peak
-    for i in range(n):
-        v = values[i]
-        if v > peak:
-            peak = v
-        dd = v / peak - 1.0
-        if dd < worst:
-            worst = dd
-        if dd < 0.0:
-            if start < 0:
-                start = i
-        elif start >= 0:
-            if i - start > longest:
-                longest = i - start
-            if ticks[i] - ticks[start - 1] > span:
-                span = ticks[i] - ticks[start - 1]
-            start = -1
-    if start >= 0:
-        if n - start > longest:
-            longest = n - start
-        if ticks[n - 1] - ticks[start - 1] > span:
-            span = ticks[n - 1] - ticks[start - 1]
-    return worst, longest, span
+def _exposure_value(g: float, big: float) -> float:
+    # NaN reads as 0 (pandas' fillna), +-inf as the largest float (numpy's nan_to_num), then |.|
+    if g != g:
+        return 0.0
+    if g == np.inf or g == -np.inf:
+        return big
+    return abs(g)
 
 
 @jit
 def exposure_stats(exposure: FloatArray) -> tuple[float, float]:
-    """Fraction of non-zero values and mean of |value| (NaN read as 0, +-inf as +-max float)."""
+    """Fraction of non-zero values and mean of |value| (NaN read as 0, +-inf as max float)."""
     n = exposure.shape[0]
     if n == 0:
         return 0.0, 0.0
@@ -115,21 +132,32 @@ def exposure_stats(exposure: FloatArray) -> tuple[float, float]:
     nonzero = 0
     total = 0.0
     for i in range(n):
-        g = exposure[i]
-        if g != g:
-            g = 0.0
-        elif g == np.inf or g == -np.inf:
-            g = big
-        g = abs(g)
-        if g > 0.0:
-            nonzero += 1
+        g = _exposure_value(exposure[i], big)
+        nonzero += g > 0.0
         total += g
     return nonzero / n, total / n
 
 
 @jit
-def mean(values: FloatArray) -> float:
+def position_exposure_stats(
+    position: FloatArray, close: FloatArray, equity: FloatArray
+) -> tuple[float, float]:
+    """``exposure_stats`` of |position x close| / equity per bar without building the array."""
+    n = position.shape[0]
+    if n == 0:
+        return 0.0, 0.0
+    big = np.finfo(np.float64).max
+    nonzero = 0
     total = 0.0
-    for i in range(values.shape[0]):
-        total += values[i]
-    return float(total / values.shape[0])
+    for i in range(n):
+        gross = abs(position[i] * close[i])
+        e = equity[i]
+        if e != 0.0:
+            g = _exposure_value(gross / e, big)
+        elif gross != 0.0:
+            g = big  # x / 0 is +-inf
+        else:
+            g = 0.0  # 0 / 0 is NaN
+        nonzero += g > 0.0
+        total += g
+    return nonzero / n, total / n

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -127,6 +127,13 @@ class Metrics(BaseModel):
         return self.model_dump()
 
 
+class ExposureStats(NamedTuple):
+    """The exposure metrics of a run, for callers that computed them on their own."""
+
+    time: float  # fraction of bars with a non-zero gross exposure
+    mean: float  # mean of |gross exposure / equity|
+
+
 @dataclass(frozen=True, slots=True)
 class TradeStats:
     """The ``pnl`` and ``return_pct`` of closed trades as float64 arrays, one entry per trade.
@@ -161,7 +168,7 @@ def compute_metrics(
     trades: Sequence[Trade] | TradeStats,
     *,
     periods_per_year: float,
-    exposure: pd.Series | npt.NDArray[np.float64] | None = None,
+    exposure: pd.Series | npt.NDArray[np.float64] | ExposureStats | None = None,
     traded_notional: float = 0.0,
     risk_free: float = 0.0,
 ) -> Metrics:
@@ -182,7 +189,8 @@ def compute_metrics(
       longest time from a peak to the bar that recovers it, or to the last bar if none does
       (backtesting.py's "Max. Drawdown Duration").
     - ``exposure``: fraction of bars whose ``exposure`` value (gross exposure / equity) is
-      non-zero; ``avg_exposure``: its mean. Both NaN when ``exposure`` is not given.
+      non-zero; ``avg_exposure``: its mean. Both NaN when ``exposure`` is not given; taken
+      as they are when it is ``ExposureStats``.
     - ``turnover`` = ``traded_notional`` / mean equity / years, years = n / P: how many times
       the average equity is traded per year.
     - ``win_rate`` = trades with pnl > 0 / all trades (break-even trades count as not won).
@@ -218,10 +226,13 @@ def compute_metrics(
     total_return = growth - 1.0
     cagr = _cagr(growth, n, ppy)
 
+    rf = (1.0 + risk_free) ** (1.0 / ppy) - 1.0
+    ticks = np.ascontiguousarray(equity.index.asi8)
+    mean, std_r, std, downside, hi, lo, max_drawdown, dd_bars, dd_span, mean_equity = (
+        kernels.curve_stats(values, ticks, rf)
+    )
     volatility = sharpe = sortino = 0.0
     if n >= 2:
-        rf = (1.0 + risk_free) ** (1.0 / ppy) - 1.0
-        mean, std_r, std, downside, hi, lo = kernels.return_stats(values, rf)
         volatility = std_r * math.sqrt(ppy)
         # A spread that is float residue (constant returns: 1.01 ** k is not exactly geometric)
         # counts as zero; dividing by it would give ratios of 1e15.
@@ -230,20 +241,17 @@ def compute_metrics(
             sharpe = mean / std * math.sqrt(ppy)
         if downside > floor:
             sortino = mean * ppy / (downside * math.sqrt(ppy))
-
-    max_drawdown, dd_bars, dd_span = kernels.drawdown_stats(
-        values, np.ascontiguousarray(equity.index.asi8)
-    )
     calmar = cagr / abs(max_drawdown) if max_drawdown < 0.0 else 0.0
     dd_duration = pd.Timedelta(dd_span, unit=equity.index.unit).to_pytimedelta()
 
     exposure_time = avg_exposure = math.nan
-    if exposure is not None:
+    if isinstance(exposure, ExposureStats):
+        exposure_time, avg_exposure = exposure
+    elif exposure is not None:
         gross = np.ascontiguousarray(exposure, dtype=np.float64)
         exposure_time, avg_exposure = kernels.exposure_stats(gross)
 
     years = n / ppy
-    mean_equity = kernels.mean(values)
     turnover = traded_notional / mean_equity / years if years > 0 and mean_equity > 0 else 0.0
 
     stats = trades if isinstance(trades, TradeStats) else TradeStats.of(trades)
