@@ -11,7 +11,7 @@ import pytest
 
 from raytrader.data.spec import DataSpec
 from raytrader.orchestrator.api.data import bundled_frames
-from raytrader.orchestrator.api.risk import equity_var
+from raytrader.orchestrator.api.risk.var_routes import equity_var
 from raytrader.risk.covariance import covariance
 from raytrader.risk.mean_variance import mean_variance_weights
 from raytrader.risk.risk_parity import risk_parity_weights
