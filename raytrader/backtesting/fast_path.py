@@ -26,9 +26,9 @@ for it to be emitted (0: any; the exits of rsi_reversion and bollinger_breakout)
 What the fast path cannot reproduce it refuses with ``FastPathUnsupported`` (a ``ValueError``
 naming the reason), so a caller can fall back to the event engine: several symbols, a
 participation cap, a kill switch or any of the optional pre-trade limits of ``RiskLimits``
-(beyond position weight, gross exposure and shorting), bars the broker would not match (missing
-or invalid prices), an agent that is not vectorizable or whose events are not weight targets
-for market orders.
+(beyond position weight, gross exposure and shorting), exits attached to positions, a
+rebalance band, bars the broker would not match (missing or invalid prices), an agent that is
+not vectorizable or whose events are not weight targets for market orders.
 """
 
 from __future__ import annotations
@@ -631,6 +631,10 @@ def _portfolio_reason(portfolio: PortfolioConfig) -> str | None:
         return "capital weights are set: netting the agents' targets needs the event engine"
     if portfolio.kill_switch is not None:
         return "a kill switch is configured: halting needs the event engine"
+    if portfolio.exits is not None:
+        return "exits are attached to positions: their bracket orders need the event engine"
+    if portfolio.rebalance_band != 0.0:
+        return "a rebalance band is set: the fast path trades every difference"
     extended = portfolio.limits.extended
     if extended:
         return f"pre-trade limits {', '.join(extended)} are set: they need the event engine"

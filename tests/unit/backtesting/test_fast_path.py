@@ -500,6 +500,21 @@ def test_refuses_a_participation_cap(gbm_frame: Frame) -> None:
         run_fast(_data(gbm_frame), create("sma_cross"), CASH, cfg)
 
 
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"exits": {"stop_loss_pct": 0.05}}, "exits"),
+        ({"rebalance_band": 0.02}, "rebalance band"),
+    ],
+)
+def test_refuses_exits_and_a_rebalance_band(
+    gbm_frame: Frame, settings: dict[str, Any], match: str
+) -> None:
+    cfg = PortfolioConfig.model_validate(settings)
+    with pytest.raises(FastPathUnsupported, match=match):
+        run_fast(_data(gbm_frame), create("sma_cross"), CASH, portfolio=cfg)
+
+
 def test_refuses_agents_that_are_not_vectorizable(gbm_frame: Frame) -> None:
     with pytest.raises(FastPathUnsupported, match="'momentum' is not vectorizable"):
         run_fast(_data(gbm_frame), create("momentum"))
