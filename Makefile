@@ -44,10 +44,11 @@ run: $(VENV)/.run  ## the orchestrator on embedded defaults + a demo paper sessi
 backtest-demo: $(VENV)/.run  ## backtests of the bundled demos, metrics table and run folders
 	$(BIN)/raytrader demo
 
-lint: $(VENV)/.dev  ## ruff lint + format check, import contracts
+lint: $(VENV)/.dev  ## ruff lint + format check, import contracts, Dockerfile lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/hadolint --failure-threshold info Dockerfile
 
 typecheck: $(VENV)/.dev  ## mypy --strict on the package
 	$(BIN)/mypy raytrader
