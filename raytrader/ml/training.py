@@ -1,0 +1,176 @@
+"""From OHLCV bars to a fitted, cross-validated model and the metadata the registry keeps."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from raytrader.ml.features import FeatureConfig, build_features, feature_names
+from raytrader.ml.labels import direction_labels, triple_barrier_labels
+from raytrader.ml.models import DEFAULT_PARAMS, ModelKind, make_model
+from raytrader.ml.registry import TrainingInfo
+
+__all__ = [
+    "Dataset",
+    "LabelConfig",
+    "TrainResult",
+    "TrainSpec",
+    "data_hash",
+    "make_dataset",
+    "train",
+]
+
+
+class LabelConfig(BaseModel):
+    """Which label to learn."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["direction", "triple_barrier"] = "direction"
+    horizon: int = Field(5, ge=1, le=1000, description="bars ahead (triple barrier: vertical)")
+    dead_band: float = Field(0.0, ge=0, le=1, description="returns within it are labelled 0")
+    take_profit: float = Field(2.0, gt=0, le=100, description="upper barrier, x volatility")
+    stop_loss: float = Field(2.0, gt=0, le=100, description="lower barrier, x volatility")
+    vol_window: int = Field(20, ge=2, le=1000)
+    drop_flat: bool = Field(False, description="train on up/down samples only")
+
+
+class TrainSpec(BaseModel):
+    """A training run: model kind and params, seed, features, labels and the CV."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ModelKind = "xgboost"
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(0, ge=0)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    cv_splits: int = Field(5, ge=2, le=50)
+    embargo: int = Field(0, ge=0, le=10_000, description="bars dropped before each test fold")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Aligned samples: features ``X``, labels ``y`` and when each label was read (``label_end``,
+    a Series of timestamps indexed like ``X``)."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    label_end: pd.Series
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The model fitted on every sample, its CV folds' metrics and the registry metadata."""
+
+    model: Any
+    info: TrainingInfo
+    folds: pd.DataFrame
+
+
+def make_dataset(
+    frame: pd.DataFrame, features: FeatureConfig | None = None, labels: LabelConfig | None = None
+) -> Dataset:
+    """Features and labels of one symbol's OHLCV frame, rows with both complete."""
+    fcfg, lcfg = features or FeatureConfig(), labels or LabelConfig()
+    X = build_features(frame, fcfg)
+    close = frame["close"].astype(np.float64)
+    if lcfg.method == "direction":
+        lab = direction_labels(close, lcfg.horizon, lcfg.dead_band)
+    else:
+        lab = triple_barrier_labels(
+            close,
+            take_profit=lcfg.take_profit,
+            stop_loss=lcfg.stop_loss,
+            max_holding=lcfg.horizon,
+            vol_window=lcfg.vol_window,
+            dead_band=lcfg.dead_band,
+        )
+    keep = X.notna().all(axis=1).to_numpy() & lab["label"].notna().to_numpy()
+    if lcfg.drop_flat:
+        keep &= lab["label"].to_numpy() != 0
+    ends = lab["end"].to_numpy()[keep]
+    y = lab["label"][keep].astype(np.int64)
+    label_end = pd.Series(frame.index[ends], index=X.index[keep], name="label_end")
+    return Dataset(X=X[keep], y=y, label_end=label_end)
+
+
+def data_hash(X: pd.DataFrame, y: pd.Series) -> str:
+    """SHA-256 of the training samples: timestamps, feature names and values, labels."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, X.columns)).encode())
+    h.update(np.ascontiguousarray(X.index.asi8 if hasattr(X.index, "asi8") else X.index).data)
+    h.update(np.ascontiguousarray(X.to_numpy(dtype=np.float64)).data)
+    h.update(np.ascontiguousarray(y.to_numpy(dtype=np.int64)).data)
+    return h.hexdigest()
+
+
+def train(
+    frame: pd.DataFrame, spec: TrainSpec | None = None, symbol: str | None = None
+) -> TrainResult:
+    """Purged walk-forward CV of ``spec``'s model on ``frame``, then a fit on all samples."""
+    from sklearn.base import clone  # type: ignore[import-untyped]
+
+    from raytrader.ml.cv import PurgedWalkForwardCV
+
+    spec = spec or TrainSpec()
+    ds = make_dataset(frame, spec.features, spec.labels)
+    if len(ds.y) < 2 * (spec.cv_splits + 1):
+        raise ValueError(
+            f"{len(ds.y)} labelled samples after the warm-up are too few for "
+            f"{spec.cv_splits} CV folds"
+        )
+    model = make_model(spec.kind, spec.params, spec.seed)
+    cv = PurgedWalkForwardCV(spec.cv_splits, label_end=ds.label_end, embargo=spec.embargo)
+    labels = np.unique(ds.y.to_numpy())
+    rows = []
+    for k, (tr, te) in enumerate(cv.split(ds.X)):
+        fold = clone(model).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+        rows.append({"fold": k, **_fold_metrics(fold, ds.X.iloc[te], ds.y.iloc[te], labels)})
+    folds = pd.DataFrame(rows)
+    fitted = model.fit(ds.X, ds.y)
+    metrics = {m: float(folds[m].mean()) for m in ("accuracy", "balanced_accuracy", "log_loss")}
+    info = TrainingInfo(
+        kind=spec.kind,
+        features=feature_names(spec.features),
+        params={**DEFAULT_PARAMS[spec.kind], **spec.params},
+        seed=spec.seed,
+        training_start=ds.X.index[0].to_pydatetime(),
+        # The last bar any label read: data up to here is in-sample.
+        training_end=ds.label_end.max().to_pydatetime(),
+        n_samples=len(ds.y),
+        data_hash=data_hash(ds.X, ds.y),
+        cv_metrics=metrics,
+        feature_config=spec.features.model_dump(mode="json"),
+        label_config=spec.labels.model_dump(mode="json"),
+        symbol=symbol,
+    )
+    return TrainResult(model=fitted, info=info, folds=folds)
+
+
+def _fold_metrics(
+    model: Any, X: pd.DataFrame, y: pd.Series, labels: np.ndarray
+) -> dict[str, float]:
+    from sklearn.metrics import (  # type: ignore[import-untyped]
+        accuracy_score,
+        balanced_accuracy_score,
+        log_loss,
+    )
+
+    # A fold's training may miss a class: its probability is then 0 (log_loss clips it).
+    proba = np.zeros((len(X), labels.shape[0]))
+    got = model.predict_proba(X)
+    for col, c in enumerate(model.classes_):
+        proba[:, int(np.searchsorted(labels, c))] = got[:, col]
+    pred = labels[np.argmax(proba, axis=1)]
+    truth = y.to_numpy()
+    return {
+        "accuracy": float(accuracy_score(truth, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(truth, pred)),
+        "log_loss": float(log_loss(truth, proba, labels=labels)),
+    }
