@@ -110,7 +110,7 @@ def all_objects() -> Iterator[tuple[str, Obj]]:
 
 
 def test_there_are_dev_and_prod_overlays() -> None:
-    assert {"dev", "prod"} <= set(OVERLAYS)
+    assert {"dev", "prod", "prod-external-redis"} <= set(OVERLAYS)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -127,12 +127,9 @@ def test_overlay_renders_the_whole_deployment(overlay: str) -> None:
         "PodDisruptionBudget",
         "NetworkPolicy",
     } <= kinds
+    (namespace,) = of_kind(objs, "Namespace")
     namespaces = {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"}
-    assert namespaces == {
-        one(objs, "Namespace", of_kind(objs, "Namespace")[0]["metadata"]["name"])["metadata"][
-            "name"
-        ]
-    }, "every object lives in the overlay's namespace"
+    assert namespaces == {namespace["metadata"]["name"]}, "one namespace, the overlay's own"
 
 
 # ---------------------------------------------------------------------------- schemas
@@ -418,16 +415,21 @@ def test_the_api_is_replaced_not_doubled_and_joins_the_cluster(overlay: str) -> 
     container = api["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     # Sessions survive the pod: their state is in the app's Redis, not on the pod.
-    assert env["RAYTRADER_REDIS_URL"]["value"].startswith("redis://")
-    assert "$(REDIS_APP_HOST)" in env["RAYTRADER_REDIS_URL"]["value"]
-    assert settings["REDIS_APP_HOST"] == "raytrader-redis-app"
+    url = env["RAYTRADER_REDIS_URL"]
+    if has_app_redis(objs):
+        assert url["value"].startswith("redis://")
+        assert "$(REDIS_APP_HOST)" in url["value"]
+        assert settings["REDIS_APP_HOST"] == "raytrader-redis-app"
+    else:
+        assert url["valueFrom"]["secretKeyRef"]["name"] == "raytrader-redis-external"
     assert "exec raytrader serve" in " ".join(container["args"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_app_redis_is_persistent_with_aof(overlay: str) -> None:
     objs = render(overlay)
-    for name in ("raytrader-redis-app", "raytrader-redis-gcs"):
+    names = ["raytrader-redis-gcs"] + (["raytrader-redis-app"] if has_app_redis(objs) else [])
+    for name in names:
         sts = one(objs, "StatefulSet", name)["spec"]
         args = sts["template"]["spec"]["containers"][0]["args"]
         assert args[args.index("--appendonly") + 1] == "yes", name
@@ -435,6 +437,11 @@ def test_app_redis_is_persistent_with_aof(overlay: str) -> None:
         claims = {t["metadata"]["name"] for t in sts["volumeClaimTemplates"]}
         mounts = {m["name"] for m in sts["template"]["spec"]["containers"][0]["volumeMounts"]}
         assert "data" in claims & mounts, name
+
+
+def has_app_redis(objs: tuple[Obj, ...]) -> bool:
+    """False for overlays that keep the app's state in an external Redis."""
+    return any(o["metadata"]["name"] == "raytrader-redis-app" for o in of_kind(objs, "StatefulSet"))
 
 
 def _selects(selector: Obj, labels: dict[str, str]) -> bool:
@@ -493,7 +500,8 @@ def test_network_policies_let_only_the_api_reach_redis_and_ray(overlay: str) -> 
         return sources
 
     assert allowed_from("raytrader-redis-gcs") == {"ray-head"}
-    assert allowed_from("raytrader-redis-app") == {"raytrader-api", "ray-head", "ray-worker"}
+    if has_app_redis(objs):
+        assert allowed_from("raytrader-redis-app") == {"raytrader-api", "ray-head", "ray-worker"}
     assert allowed_from("ray-head") == {"raytrader-api", "ray-head", "ray-worker"}
     assert allowed_from("ray-worker") == {"raytrader-api", "ray-head", "ray-worker"}
     # Clients reach the API's HTTP port, and only that port from outside.
