@@ -167,6 +167,8 @@ def _fold_metrics(
     got = model.predict_proba(X)
     for col, c in enumerate(model.classes_):
         proba[:, int(np.searchsorted(labels, c))] = got[:, col]
+    # XGBoost answers in float32: renormalize in float64 so log_loss sees rows summing to 1.
+    proba /= proba.sum(axis=1, keepdims=True)
     pred = labels[np.argmax(proba, axis=1)]
     truth = y.to_numpy()
     return {
