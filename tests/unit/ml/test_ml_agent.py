@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from raytrader.agents import AgentConfigError, available, create
+from raytrader.agents.host import AccountSnapshot, AgentHost
 from raytrader.agents.ml_agent import MLAgent
 from raytrader.backtesting.engine import BacktestEngine
 from raytrader.data.market_data import MarketData
@@ -115,3 +116,24 @@ def test_state_round_trip(registry: ModelRegistry) -> None:
     agent = MLAgent(model="ar1")
     agent.set_state({"targets": {"AR": 0.5}})
     assert agent.get_state() == {"targets": {"AR": 0.5}}
+
+
+def test_session_host_decides_as_the_backtest(registry: ModelRegistry) -> None:
+    # A paper session feeds bars one at a time: its signals equal the backtest's.
+    frame = ar1_frame(N_BARS, 0.4, seed=8)
+    data = MarketData.from_frames({"AR": frame})
+    stop = N_TRAIN + 120
+    _, signals, _ = _run(MLAgent(model="ar1"), frame.iloc[:stop])
+    host = AgentHost([MLAgent(model="ar1")], ["AR"])
+    host.extend(data.slice(0, N_TRAIN))  # in sample: the agent would not trade there
+    account = AccountSnapshot(cash=100_000.0, equity_value=100_000.0, positions={})
+    live = []
+    for i in range(N_TRAIN, stop):
+        host.extend(data.slice(i, i + 1))
+        live.extend(sig for _, sig in host.decide(account))
+    assert len(live) == len(signals) > 5
+    assert [s.ts for s in live] == list(signals["ts"])
+    # The features are bit-identical; the model's matrix products over a different number of
+    # rows may round differently in the last digit.
+    np.testing.assert_allclose([s.weight for s in live], signals["weight"], rtol=1e-12)
+    np.testing.assert_allclose([s.strength for s in live], signals["strength"], rtol=1e-12)
