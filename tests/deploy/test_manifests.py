@@ -510,3 +510,19 @@ def test_network_policies_let_only_the_api_reach_redis_and_ray(overlay: str) -> 
             for rule in policy["spec"].get("ingress", []):
                 if "from" not in rule:
                     assert [p["port"] for p in rule["ports"]] == [8000]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_ray_process_presents_the_clusters_token(overlay: str) -> None:
+    """Ray token authentication on the head, the workers, the autoscaler and the API (a node)."""
+    objs = render(overlay)
+    cluster = one(objs, "RayCluster", CLUSTER)
+    envs = {where: c.get("env", []) for where, s in pod_specs(cluster) for c in s["containers"]}
+    envs["autoscaler"] = cluster["spec"]["autoscalerOptions"]["env"]
+    api = one(objs, "Deployment", "raytrader-api")["spec"]["template"]["spec"]["containers"][0]
+    envs["api"] = api["env"]
+    for where, env in envs.items():
+        by_name = {e["name"]: e for e in env}
+        assert by_name["RAY_AUTH_MODE"]["value"] == "token", where
+        ref = by_name["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == ("raytrader-ray-auth", "auth_token"), where
