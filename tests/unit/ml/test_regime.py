@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score  # type: ignore[import-untyped]
 
-from raytrader.data.synthetic import gbm_regimes
+from raytrader.data.synthetic import Regime, gbm_regimes
 from raytrader.ml.regime import (
     GaussianRegimeModel,
     RegimeModelConfig,
@@ -120,6 +120,21 @@ def test_mixture_recovers_the_true_regimes_out_of_sample(seed: int) -> None:
     assert model_acc > 0.8, f"mixture balanced accuracy out of sample {model_acc:.3f}"
     assert rule_acc > 0.65, f"rule 'high volatility' balanced accuracy {rule_acc:.3f}"
     print(f"seed {seed}: mixture {model_acc:.3f}, rules {rule_acc:.3f}")
+
+
+THREE_REGIMES = (Regime("calm", 0.2, 0.10), Regime("normal", 0.0, 0.25), Regime("crash", -0.5, 0.6))
+THREE_TRANSITION = ((0.99, 0.007, 0.003), (0.007, 0.99, 0.003), (0.01, 0.01, 0.98))
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_three_state_mixture_recovers_three_regimes(seed: int) -> None:
+    series = gbm_regimes(4000, seed=seed, regimes=THREE_REGIMES, transition=THREE_TRANSITION)
+    model = GaussianRegimeModel(RegimeModelConfig(n_states=3)).fit(series.frame.iloc[:2000])
+    codes = _codes(model.filter(series.frame), model.states)
+    # The generator's regimes rise in volatility like the model's states: no matching needed.
+    acc = float(balanced_accuracy_score(series.regimes[2000:], codes[2000:]))
+    assert acc > 0.55, f"three-state balanced accuracy out of sample {acc:.3f} (chance 0.333)"
+    print(f"seed {seed}: three states {acc:.3f}")
 
 
 def test_states_are_ordered_by_volatility_and_refits_are_identical() -> None:
