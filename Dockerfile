@@ -19,8 +19,9 @@ RUN python -m venv /opt/venv
 
 WORKDIR /src
 
-# torch first and on its own layer: the constraints pin the CPU build, which only PyTorch's CPU
-# index carries (PyPI's default wheel is the multi-GB CUDA build).
+# constraints.txt is the lock: an exact version of every package the image installs. torch first
+# and on its own layer: the lock pins the CPU build, which only PyTorch's CPU index carries
+# (PyPI's default wheel is the multi-GB CUDA build).
 COPY constraints.txt ./
 RUN pip install -c constraints.txt torch --index-url https://download.pytorch.org/whl/cpu
 

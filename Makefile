@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # torch comes from PyTorch's CPU index when no local wheel satisfies the pin.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: help run backtest-demo test lint typecheck unit bench clean
+.PHONY: help run backtest-demo test lint typecheck unit bench clean lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,19 @@ $(VENV)/.dev: pyproject.toml constraints.txt $(VENV)/.torch
 	  fi; }
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@ $(VENV)/.run
+
+lock:  ## regenerate constraints.txt, the lock, in a fresh venv from pyproject's ranges
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	grep -E '^torch==' constraints.txt > .lock-venv/torch.txt
+	.lock-venv/bin/pip install -q -c .lock-venv/torch.txt torch || \
+	  .lock-venv/bin/pip install -q -c .lock-venv/torch.txt torch --index-url $(TORCH_INDEX)
+	.lock-venv/bin/pip install -q -c .lock-venv/torch.txt '.[all]' \
+	  "ray[default,client]==$$(sed -n 's/^ARG RAY_VERSION=//p' Dockerfile)"
+	{ sed '/^[^#]/,$$d' constraints.txt; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^raytrader'; } > .lock-venv/lock.txt
+	mv .lock-venv/lock.txt constraints.txt
+	rm -rf .lock-venv
 
 run: $(VENV)/.run  ## the orchestrator on embedded defaults + a demo paper session (Ctrl-C stops)
 	$(BIN)/raytrader serve --demo

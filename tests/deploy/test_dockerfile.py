@@ -104,6 +104,7 @@ def test_multi_stage_non_root_and_no_secret_baked_in() -> None:
 def test_torch_is_the_cpu_build_of_the_constraints() -> None:
     runs = " ".join(rest for kw, rest in instructions() if kw == "RUN")
     assert "-c constraints.txt torch" in runs
+    assert '-c constraints.txt ".[all]"' in runs  # every package of the image is pinned
     assert "download.pytorch.org/whl/cpu" in runs
     assert "+cpu" in (REPO / "constraints.txt").read_text()
 
@@ -186,3 +187,43 @@ def test_entry_command_with_the_image_environment_serves_ready(tmp_path: Path) -
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def _pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and version and " " not in line, f"constraints.txt: not an exact pin: {line!r}"
+        pins[_canonical(name)] = version
+    return pins
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_runtime_dependency_is_pinned_in_the_lock() -> None:
+    """The image installs `.[all]` under constraints.txt: every package it needs has a pin."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = list(project["dependencies"])
+    for extra in ("orchestrator", "ml", "rl", "live"):
+        wanted += extras[extra]
+    names = {_canonical(re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]) for req in wanted}
+    pins = _pins()
+    assert names - pins.keys() == set(), "pin them: make lock"
+    assert pins["torch"].endswith("+cpu")
+    assert any(f"RAY_VERSION={pins['ray']}" == rest for kw, rest in instructions() if kw == "ARG")
+
+
+def test_the_venv_runs_the_pinned_versions() -> None:
+    """make builds the venv under the same lock: the tests ran what the image ships."""
+    from importlib import metadata
+
+    for dist in ("numpy", "pandas", "numba", "pyarrow", "pydantic", "ray", "scikit-learn", "torch"):
+        assert metadata.version(dist) == _pins()[_canonical(dist)], dist
