@@ -10,6 +10,7 @@ imported only when a model is fitted.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -32,9 +33,11 @@ __all__ = [
     "RuleRegimes",
     "align_to_bars",
     "on_timeframe",
+    "on_timeframes",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+Classify = Callable[[pd.DataFrame], "RegimeResult | RuleRegimes"]
 
 TREND_STATES = ("down", "sideways", "up")
 VOL_STATES = ("low", "normal", "high")
@@ -344,7 +347,7 @@ def align_to_bars(
 
 
 def on_timeframe(
-    frame: pd.DataFrame, timeframe: str | None, classify: Any
+    frame: pd.DataFrame, timeframe: str | None, classify: Classify
 ) -> RegimeResult | RuleRegimes:
     """Run ``classify`` (frame -> RegimeResult or RuleRegimes) on ``frame`` resampled to
     ``timeframe`` and align the answer causally to ``frame``'s bars (None: no resampling)."""
@@ -359,3 +362,11 @@ def on_timeframe(
             volatility=align_to_bars(coarse.volatility, timeframe, index),
         )
     return align_to_bars(coarse, timeframe, index)
+
+
+def on_timeframes(
+    frame: pd.DataFrame, timeframes: Sequence[str | None], classify: Classify
+) -> dict[str, RegimeResult | RuleRegimes]:
+    """``on_timeframe`` for each timeframe, keyed by it (``"native"`` for None), every answer
+    on ``frame``'s bars."""
+    return {tf or "native": on_timeframe(frame, tf, classify) for tf in timeframes}

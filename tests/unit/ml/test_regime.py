@@ -19,6 +19,7 @@ from raytrader.ml.regime import (
     RuleRegimes,
     align_to_bars,
     on_timeframe,
+    on_timeframes,
 )
 from tests.unit.ml.test_features import _perturb_after
 
@@ -197,3 +198,21 @@ def test_transitions_match_the_labels() -> None:
     for row in moves.to_dict("records"):
         assert filtered.label.iloc[row["bar"]] == row["to"] != row["from"]
         assert row["confidence"] == pytest.approx(filtered.proba.iloc[row["bar"]].max())
+
+
+def test_several_timeframes_answer_on_the_native_bars() -> None:
+    frame = gbm_regimes(2000, seed=4, freq="1h").frame
+    rules = RuleRegimeClassifier(RuleRegimeConfig(trend_window=10, vol_rank_window=40))
+    results = on_timeframes(frame, [None, "4h", "12h"], rules.classify)
+    assert list(results) == ["native", "4h", "12h"]
+    warmups = []
+    for result in results.values():
+        assert isinstance(result, RuleRegimes)
+        joint = result.joint
+        assert joint.proba.index.equals(frame.index)
+        warmups.append(int(joint.label.isna().sum()))
+    # A coarser timeframe needs more native bars before its first state.
+    assert warmups[0] < warmups[1] < warmups[2]
+    # Its states change less often.
+    moves = [len(r.joint.transitions()) for r in results.values() if isinstance(r, RuleRegimes)]
+    assert moves[0] > moves[1] > moves[2] > 0
