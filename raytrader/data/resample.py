@@ -90,9 +90,10 @@ def resample_ohlcv(
         # Exchange weekly candles open on Monday 00:00 UTC.
         resampler = df.resample(f"{count}W-MON", closed="left", label="left")
     else:
-        resampler = df.resample(
-            f"{count}{_UNITS[unit]}", closed="left", label="left", origin="epoch"
-        )
+        # Days as 24-hour steps: pandas reads "D" as a calendar day, which ignores `origin` on
+        # a tz-aware index (with a warning); on UTC bars the two are the same day boundaries.
+        freq = f"{count * 24}h" if unit == "d" else f"{count}{_UNITS[unit]}"
+        resampler = df.resample(freq, closed="left", label="left", origin="epoch")
     out = resampler.agg(
         {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
     )

@@ -152,3 +152,13 @@ def test_infer_timeframe_uses_smallest_step() -> None:
     df = minute_bars(100)
     assert infer_timeframe(pd.DatetimeIndex(df.index[[0, 3, 6, 8, 20]])) == pd.Timedelta(minutes=2)
     assert infer_timeframe(pd.DatetimeIndex(df.index[:1])) is None
+
+
+@pytest.mark.parametrize(("timeframe", "step"), [("1d", "1D"), ("3d", "72h")])
+def test_days_bin_on_the_epoch_grid_without_warnings(timeframe: str, step: str) -> None:
+    # Hourly bars over three weeks, starting mid-day: days are UTC days, several days are
+    # counted from the epoch (as exchanges' candles are), and pandas warns about nothing.
+    hourly = resample_ohlcv(minute_bars(60 * 24 * 21, start="2024-03-05 13:00"), "1h")
+    out = resample_ohlcv(hourly, timeframe)
+    pd.testing.assert_frame_equal(out, reference(hourly, step))
+    assert (out.index.hour == 0).all()
