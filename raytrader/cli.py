@@ -191,6 +191,26 @@ def agents(
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")
 
 
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a backtest or sweep folder")],
+    out: Annotated[
+        Path | None, typer.Option(help="the HTML file (default RUN_DIR/report.html)")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of a backtest run folder or a sweep folder."""
+    from raytrader.backtesting.html_report import report_from_folder
+
+    try:
+        page = report_from_folder(folder)
+        target = out or folder / "report.html"
+        target.write_text(page, encoding="utf-8")
+    except (ValueError, KeyError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from exc
+    console.print(f"report: {target}")
+
+
 app.command()(sweep)
 
 
