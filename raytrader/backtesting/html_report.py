@@ -235,8 +235,10 @@ def backtest_html(
     equity: pd.Series,
     trades: pd.DataFrame | None = None,
     config: Mapping[str, Any] | None = None,
+    trades_title: str = "Trades",
 ) -> str:
-    """One backtest: metrics, equity and drawdown, monthly returns, trades, config."""
+    """One backtest: metrics, equity and drawdown, monthly returns, trades (or another
+    table under ``trades_title``), config."""
     eq = equity.astype(float).dropna()
     span = ""
     if len(eq):
@@ -249,7 +251,8 @@ def backtest_html(
         ("Monthly returns", _monthly_table(eq)),
     ]
     if trades is not None:
-        sections.append((f"Trades ({len(trades):,})", frame_table(trades, "trades", MAX_TRADES)))
+        heading = f"{trades_title} ({len(trades):,})"
+        sections.append((heading, frame_table(trades, "trades", MAX_TRADES)))
     sections += _config_block(config)
     return _page(title, f"Backtest · {len(eq):,} bars · {span}", sections)
 

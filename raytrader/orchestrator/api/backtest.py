@@ -10,6 +10,7 @@ background; progress, results and performance read by job id.
   (sweep); windows, out-of-sample metrics and equity, summary (walk-forward).
 - ``GET /api/backtest/performance/{id}``: the metrics of the run, of a sweep's best trial, or
   out-of-sample for a walk-forward; 409 until the job is done.
+- ``GET /api/backtest/report/{id}``: a finished job as one self-contained HTML page.
 - ``POST /api/backtest/cancel/{id}``: cancel a queued or running job (a running sweep keeps
   the trials it finished); answers once it stopped; 409 for a finished job.
 
@@ -29,16 +30,22 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
+import pandas as pd
+import ray
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from raytrader.agents import registry
 from raytrader.agents.base import Agent
 from raytrader.backtesting.config import AgentSpec, BacktestConfig
 from raytrader.backtesting.fast_path import unsupported_reason
+from raytrader.backtesting.html_report import backtest_html, sweep_html
+from raytrader.backtesting.runner import run_backtest
 from raytrader.backtesting.search_space import Dimension, SearchSpace
 from raytrader.backtesting.sweep_config import OBJECTIVES, SearchSpec, SweepConfig
+from raytrader.backtesting.sweep_report import ranked_table
 from raytrader.backtesting.walk_forward_windows import WalkForwardSpec, windows
 from raytrader.data.market_data import MarketData
 from raytrader.data.spec import DataSpec, SyntheticSpec
@@ -64,6 +71,7 @@ from raytrader.orchestrator.jobs import (
     JobNotFound,
     JobsBusy,
 )
+from raytrader.orchestrator.sweep_runner import trials_namespace
 from raytrader.portfolio.config import PortfolioConfig
 
 router = APIRouter(prefix="/api/backtest", tags=["backtest"], responses=ERRORS)
@@ -681,3 +689,87 @@ async def cancel(job_id: JobId, jobs: Jobs) -> JobStatus:
     except JobFinished as exc:
         raise HTTPException(409, str(exc)) from None
     return JobStatus.model_validate(record)
+
+
+# ---- reports --------------------------------------------------------------------------------
+
+HTML_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report: one HTML page, no external references",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
+
+# A job keeps metrics and a thinned curve only; the report's trades and full curve come from
+# running the config again (a backtest is deterministic), as a Ray task so the API process's
+# CPU stays with the sessions. No CPU reserved, as for the jobs' own backtests.
+@ray.remote(num_cpus=0, max_retries=0)
+def _run_report(config: BacktestConfig, title: str) -> str:
+    result = run_backtest(config)
+    return backtest_html(
+        title=title,
+        metrics=result.metrics(config.periods_per_year).as_dict(),
+        equity=result.equity,
+        trades=result.ledger.trades_frame(),
+        config=config.model_dump(mode="json"),
+    )
+
+
+async def _sweep_report(jobs: JobManager, record: dict[str, Any]) -> str:
+    config = SweepConfig.model_validate(record["config"])
+    results = record["results"]
+    trials = await jobs.store.list_records(trials_namespace(record["id"]))
+    names = list(config.space)
+    table = ranked_table(trials.values(), names, config.objective, config.direction)
+    return await asyncio.to_thread(
+        sweep_html,
+        title=record["name"],
+        table=table,
+        names=names,
+        objective=config.objective,
+        best=results.get("best"),
+        summary=results.get("summary"),
+        config=record["config"],
+    )
+
+
+def _walk_forward_report(record: dict[str, Any]) -> str:
+    results = record["results"]
+    points = results["oos_equity"]
+    equity = pd.Series(
+        [p["equity"] for p in points],
+        index=pd.DatetimeIndex([p["ts"] for p in points]),
+        dtype=float,
+    )
+    return backtest_html(
+        title=f"{record['name']} (walk-forward, out of sample)",
+        metrics=results["oos_metrics"],
+        equity=equity,
+        trades=pd.DataFrame(results["windows"]),
+        trades_title="Windows",
+        config=record["config"],
+    )
+
+
+@router.get(
+    "/report/{job_id}",
+    response_class=HTMLResponse,
+    responses={**HTML_PAGE, 409: {"description": "The job is not done"}},
+)
+async def report(job_id: JobId, jobs: Jobs) -> HTMLResponse:
+    """A finished job as a self-contained HTML page: metrics, equity and drawdown, monthly
+    returns and trades of a backtest; heatmap and ranked trials of a sweep; the stitched
+    out-of-sample curve and windows of a walk-forward. 409 until the job is done."""
+    record = await _record(jobs, job_id)
+    results = record.get("results")
+    if record["status"] != "done" or not isinstance(results, dict):
+        raise HTTPException(409, f"job {job_id} is {record['status']}: no report to show")
+    if results["type"] == "run":
+        config = BacktestConfig.model_validate(record["config"])
+        page: str = await _run_report.remote(config, record["name"])
+    elif results["type"] == "sweep":
+        page = await _sweep_report(jobs, record)
+    else:
+        page = await asyncio.to_thread(_walk_forward_report, record)
+    return HTMLResponse(page)
