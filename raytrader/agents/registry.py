@@ -46,7 +46,7 @@ def register(cls: A) -> A:
 
 def _load_builtins() -> None:
     # Importing the modules runs their @register decorators.
-    from raytrader.agents import ensemble, ml_agent, rules  # noqa: F401
+    from raytrader.agents import ensemble, ml_agent, rl_agent, rules  # noqa: F401
 
 
 def _load_entry_points() -> None:

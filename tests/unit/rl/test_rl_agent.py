@@ -1,0 +1,133 @@
+"""The RL agent: registered, params checked against the policy registry, and in a backtest
+it takes the actions its environment took, with the same fills and equity."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from raytrader.agents import AgentConfigError, available, create
+from raytrader.agents.rl_agent import RLAgent
+from raytrader.backtesting.engine import BacktestEngine
+from raytrader.data.market_data import MarketData
+from raytrader.execution.costs import CommissionModel, SlippageModel
+from raytrader.execution.paper_broker import PaperBrokerConfig
+from raytrader.portfolio.config import PortfolioConfig
+from raytrader.risk.limits import RiskLimits
+from raytrader.rl.config import TradingEnvConfig
+from raytrader.rl.env import TradingEnv
+from raytrader.rl.registry import PolicyRegistry
+from raytrader.rl.training import RLTrainSpec, train_policy
+from tests.unit.ml._synthetic import ar1_frame
+
+COSTS = PaperBrokerConfig(commission=CommissionModel(bps=10), slippage=SlippageModel(bps=5))
+SHORTS = PortfolioConfig(limits=RiskLimits(allow_short=True))
+N_BARS, N_TRAIN = 500, 300
+TINY_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 2}
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PolicyRegistry]:
+    """Policies in a fresh data directory: ``sfl`` (short/flat/long, one symbol) and ``cont``
+    (continuous weights, two symbols), each trained on the first ``N_TRAIN`` bars."""
+    monkeypatch.setenv("RAYTRADER_DATA_DIR", str(tmp_path))
+    reg = PolicyRegistry()
+    one = MarketData.from_frames({"AR": ar1_frame(N_BARS, 0.3, 1)}).slice(0, N_TRAIN)
+    # Large features make the barely trained policy's actions move with them: more trades.
+    env = TradingEnvConfig(
+        action="short_flat_long", portfolio=SHORTS, broker=COSTS, feature_scale=50.0
+    )
+    spec = RLTrainSpec(env=env, total_timesteps=256, seed=3, params=TINY_PPO, net_arch=(16,))
+    result = train_policy(one, spec)
+    reg.save("sfl", result.model, result.info)
+    two = MarketData.from_frames({"A": ar1_frame(N_BARS, 0.3, 2), "B": ar1_frame(N_BARS, 0.3, 3)})
+    # The barely trained means move little: trade every change of the targets.
+    env2 = TradingEnvConfig(
+        action="continuous", broker=COSTS, portfolio=PortfolioConfig(lot_size=0), min_change=0.0
+    )
+    result2 = train_policy(two.slice(0, N_TRAIN), spec.model_copy(update={"env": env2}))
+    reg.save("cont", result2.model, result2.info)
+    yield reg
+
+
+def test_rl_agent_is_registered_and_params_name_the_missing_policy(
+    registry: PolicyRegistry,
+) -> None:
+    assert "rl" in available()
+    with pytest.raises(AgentConfigError, match="no model named 'nope'"):
+        create("rl", {"model": "nope"})
+    with pytest.raises(AgentConfigError, match="model 'sfl' has no version 3"):
+        create("rl", {"model": "sfl", "version": 3})
+    agent = create("rl", {"model": "sfl", "version": 1})
+    assert isinstance(agent, RLAgent)
+    assert agent.warmup == agent.env_config.warmup
+
+
+def _env_episode(policy: PolicyRegistry, name: str, data: MarketData) -> tuple[TradingEnv, list]:
+    loaded = policy.load(name)
+    cfg = TradingEnvConfig.model_validate(loaded.record.params["env"])
+    env = TradingEnv(data, cfg)
+    obs, _ = env.reset(seed=0)
+    equity = [env.equity]
+    while True:
+        action, _ = loaded.model.predict(obs, deterministic=True)
+        obs, _, term, trunc, info = env.step(action)
+        equity.append(info["equity"])
+        if term or trunc:
+            return env, equity
+
+
+@pytest.mark.parametrize(("name", "seeds"), [("sfl", {"AR": 1}), ("cont", {"A": 2, "B": 3})])
+def test_backtest_of_the_agent_equals_its_environment_episode(
+    registry: PolicyRegistry, name: str, seeds: dict[str, int]
+) -> None:
+    data = MarketData.from_frames({s: ar1_frame(N_BARS, 0.3, k) for s, k in seeds.items()})
+    env, equity = _env_episode(registry, name, data)
+    agent = RLAgent(model=name, trade_in_sample=True)
+    cfg = agent.env_config
+    result = BacktestEngine(cfg.initial_cash, cfg.broker, cfg.portfolio).run(data, [agent])
+    env_fills = [(t.ts, t.symbol, t.quantity, t.price) for t in env.ledger.transactions]
+    bt_fills = [(t.ts, t.symbol, t.quantity, t.price) for t in result.ledger.transactions]
+    assert len(bt_fills) > 20 and bt_fills == env_fills
+    np.testing.assert_allclose(result.equity.to_numpy()[env.start :], equity, rtol=1e-12)
+
+
+def test_agent_trades_only_after_the_training_window_by_default(
+    registry: PolicyRegistry,
+) -> None:
+    data = MarketData.from_frames({"AR": ar1_frame(N_BARS, 0.3, 1)})
+    result = BacktestEngine(100_000.0, COSTS, SHORTS).run(data, [RLAgent(model="sfl")])
+    end = registry.metadata("sfl").training_end
+    assert result.fills and all(f.ts > end for f in result.fills)
+    signals = result.signals_frame()
+    assert len(signals) > 0
+
+
+def test_agent_refuses_data_of_other_symbols(registry: PolicyRegistry) -> None:
+    data = MarketData.from_frames({"XY": ar1_frame(N_BARS, 0.3, 1)})
+    with pytest.raises(ValueError, match=r"trades \['AR'\]"):
+        BacktestEngine().run(data, [RLAgent(model="sfl")])
+
+
+def test_state_round_trip_keeps_targets_and_cost_basis(registry: PolicyRegistry) -> None:
+    data = MarketData.from_frames({"AR": ar1_frame(N_BARS, 0.3, 1)})
+    agent = RLAgent(model="sfl", trade_in_sample=True)
+    BacktestEngine(100_000.0, COSTS, SHORTS).run(data, [agent])
+    state = agent.get_state()
+    again = RLAgent(model="sfl")
+    again.set_state(state)
+    assert again.get_state() == state and state["targets"]
+
+
+def test_listing_agents_imports_no_torch_gymnasium_or_sb3() -> None:
+    code = (
+        "import sys; from raytrader.agents import available; assert 'rl' in available(); "
+        "print([m for m in ('torch', 'gymnasium', 'stable_baselines3') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
