@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,9 +112,15 @@ def data_hash(X: pd.DataFrame, y: pd.Series) -> str:
 
 
 def train(
-    frame: pd.DataFrame, spec: TrainSpec | None = None, symbol: str | None = None
+    frame: pd.DataFrame,
+    spec: TrainSpec | None = None,
+    symbol: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
-    """Purged walk-forward CV of ``spec``'s model on ``frame``, then a fit on all samples."""
+    """Purged walk-forward CV of ``spec``'s model on ``frame``, then a fit on all samples.
+
+    ``progress(done, total)`` is called after each fit: the CV folds, then the final one.
+    """
     from sklearn.base import clone  # type: ignore[import-untyped]
 
     from raytrader.ml.cv import PurgedWalkForwardCV
@@ -129,11 +136,17 @@ def train(
     cv = PurgedWalkForwardCV(spec.cv_splits, label_end=ds.label_end, embargo=spec.embargo)
     labels = np.unique(ds.y.to_numpy())
     rows = []
-    for k, (tr, te) in enumerate(cv.split(ds.X)):
+    splits = list(cv.split(ds.X))
+    total = len(splits) + 1
+    for k, (tr, te) in enumerate(splits):
         fold = clone(model).fit(ds.X.iloc[tr], ds.y.iloc[tr])
         rows.append({"fold": k, **_fold_metrics(fold, ds.X.iloc[te], ds.y.iloc[te], labels)})
+        if progress is not None:
+            progress(k + 1, total)
     folds = pd.DataFrame(rows)
     fitted = model.fit(ds.X, ds.y)
+    if progress is not None:
+        progress(total, total)
     metrics = {m: float(folds[m].mean()) for m in ("accuracy", "balanced_accuracy", "log_loss")}
     info = TrainingInfo(
         kind=spec.kind,

@@ -20,7 +20,9 @@ from raytrader.orchestrator.api import (
     backtest,
     data,
     execution,
+    ml,
     portfolio,
+    regime,
     risk,
     strategy,
     trading,
@@ -91,6 +93,8 @@ def create_app(
     app.include_router(trading.router)
     for router in (execution, risk, portfolio, data, strategy, backtest):
         app.include_router(router.router)
+    app.include_router(ml.router)
+    app.include_router(regime.router)
 
     @app.exception_handler(SessionError)
     async def session_error(_: Request, exc: SessionError) -> JSONResponse:

@@ -1,0 +1,103 @@
+"""ML endpoints: a training job with progress, the registry's models, predictions, feature
+importance, and 4xx naming the bad field."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.asyncio
+
+TRAIN: dict[str, Any] = {
+    "name": "s01-logit",
+    "source": "universe_daily",
+    "symbol": "S01",
+    "kind": "logistic",
+    "labels": {"horizon": 1},
+    "features": {"vol_rank_window": 50},
+    "cv_splits": 3,
+}
+
+
+async def _wait_done(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    seen: list[int] = []
+    while True:
+        resp = await client.get(f"/api/ml/jobs/{job_id}")
+        assert resp.status_code == 200, resp.text
+        job: dict[str, Any] = resp.json()
+        seen.append(job["progress"]["done"])
+        if job["status"] in ("done", "failed"):
+            assert seen == sorted(seen)  # progress only moves forward
+            return job
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.02)
+
+
+async def test_train_job_saves_a_version_then_models_predict_importance(
+    client: httpx.AsyncClient,
+) -> None:
+    resp = await client.post("/api/ml/train", json=TRAIN)
+    assert resp.status_code == 202, resp.text
+    job = resp.json()
+    assert job["status"] in ("queued", "running")
+    assert job["progress"]["total"] == 4  # 3 CV folds and the final fit
+    # The event loop keeps serving while the model trains.
+    assert (await client.get("/health")).status_code == 200
+    done = await _wait_done(client, job["id"])
+    assert done["status"] == "done", done
+    assert done["progress"] == {"done": 4, "total": 4, "unit": "fits"}
+    result = done["result"]
+    assert (result["name"], result["version"]) == ("s01-logit", 1)
+    assert len(result["folds"]) == 3
+    assert 0.0 <= result["cv_metrics"]["accuracy"] <= 1.0
+
+    second = await client.post("/api/ml/train", json={**TRAIN, "seed": 1})
+    assert (await _wait_done(client, second.json()["id"]))["result"]["version"] == 2
+
+    models = (await client.get("/api/ml/models")).json()["models"]
+    assert [(m["name"], m["version"]) for m in models] == [("s01-logit", 1), ("s01-logit", 2)]
+    assert models[0]["symbol"] == "S01" and models[1]["seed"] == 1
+    assert (await client.get("/api/ml/models", params={"name": "nope"})).status_code == 404
+
+    resp = await client.post(
+        "/api/ml/predict", json={"name": "s01-logit", "version": 1, "symbol": "S01", "limit": 5}
+    )
+    assert resp.status_code == 200, resp.text
+    pred = resp.json()
+    assert pred["count"] == 5 and pred["version"] == 1
+    for row in pred["predictions"]:
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0)
+        best = max(row["probabilities"], key=row["probabilities"].get)
+        assert row["prediction"] == int(best)
+
+    resp = await client.get("/api/ml/feature-importance", params={"name": "s01-logit"})
+    assert resp.status_code == 200, resp.text
+    imp = resp.json()
+    assert imp["version"] == 2
+    values = list(imp["importance"].values())
+    assert sum(values) == pytest.approx(1.0) and values == sorted(values, reverse=True)
+
+
+async def test_bad_input_is_a_4xx_naming_the_field(client: httpx.AsyncClient) -> None:
+    async def named(body: dict[str, Any], field: str) -> None:
+        resp = await client.post("/api/ml/train", json=body)
+        assert resp.status_code == 422, resp.text
+        assert any(field in d["loc"] for d in resp.json()["detail"]), resp.text
+
+    await named({**TRAIN, "kind": "svm"}, "kind")
+    await named({**TRAIN, "params": {"nope": 1}}, "params")
+    await named({**TRAIN, "symbol": "ZZZ"}, "symbol")
+    await named({**TRAIN, "cv_splits": 1}, "cv_splits")
+    await named({**TRAIN, "labels": {"horizon": "5"}}, "horizon")  # no coercion
+    await named({**TRAIN, "extra": 1}, "extra")
+    await named({**TRAIN, "start": "2030-01-01"}, "symbol")  # no bars: too few samples
+    resp = await client.post("/api/ml/predict", json={"name": "missing", "symbol": "S01"})
+    assert resp.status_code == 404 and "missing" in resp.text
+    assert (await client.get("/api/ml/jobs/ml-000000000000")).status_code == 404
+    resp = await client.get("/api/ml/feature-importance", params={"name": "missing"})
+    assert resp.status_code == 404
