@@ -1,4 +1,4 @@
-"""Command line: ``raytrader backtest | sweep | demo | serve | agents``."""
+"""Command line: ``raytrader backtest | sweep | demo | serve | agents | train``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from raytrader.backtesting.report import write_run
 from raytrader.backtesting.result import BacktestResult
 from raytrader.backtesting.runner import run_backtest
 from raytrader.cli_sweep import sweep
+from raytrader.cli_train import train_app
 from raytrader.data.spec import DataSpec
 from raytrader.execution.costs import CommissionModel, SlippageModel
 from raytrader.execution.paper_broker import PaperBrokerConfig
@@ -212,6 +213,7 @@ def report(
 
 
 app.command()(sweep)
+app.add_typer(train_app, name="train")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ async def test_current_confidence_history_match_the_classifier(
     assert [t["to"] for t in hist["transitions"]["trend"]] == list(want["to"])
     assert sum(hist["time_in_state"]["volatility"].values()) == pytest.approx(1.0)
 
-    # A Gaussian mixture on weekly bars of the hourly BTC set.
+    # A Gaussian mixture on daily bars of the hourly BTC set.
     resp = await client.get(
         "/api/regime/current/BTC/USDT",
         params={"source": "btc_1h", "method": "mixture", "timeframe": "1d"},
