@@ -141,6 +141,31 @@ class RLAgent(Agent):
         targets = decode_action(action, cfg, len(ctx.symbols))
         return target_signals(targets, self._targets, ctx.symbols, ctx.ts, cfg.min_change) or None
 
+    def scores(self, data: MarketData) -> FloatArray:
+        """Votes in [-1, 1] for the ensemble: at each bar the target the policy sends there
+        (over ``max_weight``), running its own simulated account through its environment on
+        ``data``; causal, as the environment is. NaN before the warm-up and, unless
+        ``trade_in_sample``, up to the end of the training data."""
+        from raytrader.rl.env import TradingEnv
+
+        live = self.indicators(data)[_LIVE][0] > 0
+        cfg = self.env_config.model_copy(update={"episode_bars": None})
+        env = TradingEnv(data, cfg)
+        out = np.full((len(data.symbols), data.n_bars), np.nan)
+        obs, _ = env.reset(seed=0)
+        model = self.loaded.model
+        while True:
+            action, _ = model.predict(obs, deterministic=True)
+            targets = decode_action(action, cfg, len(data.symbols))
+            out[:, env.t] = np.clip(np.asarray(targets) / cfg.max_weight, -1.0, 1.0)
+            if env.t >= data.n_bars - 1:
+                break
+            obs, _, terminated, _, _ = env.step(action)
+            if terminated:  # bust: no opinion after it
+                break
+        out[:, ~live] = np.nan
+        return out
+
     def on_fill(self, fill: Fill) -> None:
         self._book.apply_fill(fill)
 

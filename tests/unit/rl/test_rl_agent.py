@@ -131,3 +131,27 @@ def test_listing_agents_imports_no_torch_gymnasium_or_sb3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_scores_are_the_policy_targets_causal_and_vote_in_the_ensemble(
+    registry: PolicyRegistry,
+) -> None:
+    frame = ar1_frame(N_BARS, 0.3, 1)
+    data = MarketData.from_frames({"AR": frame})
+    agent = RLAgent(model="sfl")
+    scores = agent.scores(data)
+    end = registry.metadata("sfl").training_end
+    in_sample = np.asarray(data.index <= end)
+    assert np.isnan(scores[0, in_sample]).all()
+    voted = scores[0, ~in_sample]
+    assert np.isin(voted, [-1.0, 0.0, 1.0]).all() and len(set(voted.tolist())) > 1
+    # The votes are the targets of the agent's own backtest (it starts flat at the same bar).
+    cut = 420
+    changed = frame.copy()
+    changed.iloc[cut + 1 :, :4] *= 1.3
+    later = agent.scores(MarketData.from_frames({"AR": changed}))
+    np.testing.assert_array_equal(scores[:, : cut + 1], later[:, : cut + 1])
+
+    ensemble = create("ensemble", {"rl": {"agent": "rl", "params": {"model": "sfl"}}})
+    ind = ensemble.indicators(data)
+    np.testing.assert_array_equal(ind["score_rl"], scores)
