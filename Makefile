@@ -35,6 +35,15 @@ $(VENV)/.dev: pyproject.toml constraints.txt $(VENV)/.torch
 	    echo "The tests need redis-server (Redis 7) on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis), then re-run make." >&2; \
 	    exit 1; \
 	  fi; }
+	@# The browser tests drive Debian's chromium headless (never a browser Playwright downloads).
+	@[ -x /usr/bin/chromium ] || { \
+	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	    $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "The browser tests need Chromium at /usr/bin/chromium: install Debian's chromium package (apt-get install chromium), then re-run make." >&2; \
+	    exit 1; \
+	  fi; }
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@ $(VENV)/.run
 

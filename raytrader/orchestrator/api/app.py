@@ -18,6 +18,7 @@ from raytrader import __version__
 from raytrader.orchestrator import metrics
 from raytrader.orchestrator.api import (
     backtest,
+    dashboard,
     data,
     execution,
     ml,
@@ -90,6 +91,7 @@ def create_app(
         responses=ERRORS,
     )
     app.state.settings = settings
+    dashboard.install(app)  # the page at / and /static: no key needed, no data in them
     app.include_router(trading.router)
     for router in (execution, risk, portfolio, data, strategy, backtest):
         app.include_router(router.router)
