@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,10 +89,12 @@ def train_policy(
     spec: RLTrainSpec | None = None,
     validation: MarketData | None = None,
     checkpoint_dir: Path | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RLTrainResult:
     """Train ``spec``'s algorithm on ``data``. With ``validation``, the policy is scored on it
     (deterministic actions, the whole window) every ``eval_every`` timesteps, training stops
-    after ``patience`` scores without improvement, and the best-scoring policy is returned."""
+    after ``patience`` scores without improvement, and the best-scoring policy is returned.
+    ``progress(done, total)`` is called as timesteps pass (about a hundred times a run)."""
     from stable_baselines3.common.callbacks import (
         BaseCallback,
         CheckpointCallback,
@@ -118,6 +121,8 @@ def train_policy(
     model = cls("MlpPolicy", venv, seed=spec.seed, device="cpu", verbose=0, **kwargs)
 
     callbacks: list[BaseCallback] = []
+    if progress is not None:
+        callbacks.append(_progress_callback(progress, spec.total_timesteps))
     if checkpoint_dir is not None and spec.checkpoint_every:
         # SB3 counts the callback's calls, one per vectorized step of n_envs timesteps.
         every = max(spec.checkpoint_every // spec.n_envs, 1)
@@ -177,3 +182,27 @@ def train_policy(
         symbol=data.symbols[0] if len(data.symbols) == 1 else None,
     )
     return RLTrainResult(model, info, evaluations, stopped)
+
+
+def _progress_callback(report: Callable[[int, int], None], total: int) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    every = max(total // 100, 1)
+
+    class _Progress(BaseCallback):
+        """Reports the timesteps done every ``every`` of them, and at the end."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.next = every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next:
+                report(min(self.num_timesteps, total), total)
+                self.next = (self.num_timesteps // every + 1) * every
+            return True
+
+        def _on_training_end(self) -> None:
+            report(self.num_timesteps, total)
+
+    return _Progress()
