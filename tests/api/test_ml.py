@@ -101,3 +101,51 @@ async def test_bad_input_is_a_4xx_naming_the_field(client: httpx.AsyncClient) ->
     assert (await client.get("/api/ml/jobs/ml-000000000000")).status_code == 404
     resp = await client.get("/api/ml/feature-importance", params={"name": "missing"})
     assert resp.status_code == 404
+
+
+async def test_smart_trade_from_the_ensemble_signal(api: Any) -> None:
+    # The session's own agent never warms up: the only orders are the ones under test.
+    quiet = [{"name": "sma_cross", "params": {"fast": 5, "slow": 10_000}}]
+    portfolio = {"lot_size": 0.001, "limits": {"allow_short": True}}
+    sid = await api.start_session(min_bars=300, agents=quiet, portfolio=portfolio)
+    ensemble = {
+        "long_threshold": 0.001,
+        "short_threshold": 0.001,
+        "allow_short": True,
+        "sizing": "fixed",
+        "max_weight": 0.5,
+    }
+    body = {
+        "session_id": sid,
+        "source": "ensemble",
+        "ensemble": ensemble,
+        "symbol": "SYN",
+        "client_order_id": "ens-1",
+    }
+    resp = await api.client.post("/api/trading/smart-trade", json=body)
+    assert resp.status_code == 201, resp.text
+    out = resp.json()
+    why = out["reasoning"]
+    # The regime member votes alone (the default members): its weight is all of the vote.
+    assert why["votes"]["regime"]["weight"] == 1.0
+    assert why["score"] == pytest.approx(why["votes"]["regime"]["score"])
+    assert why["target_weight"] == pytest.approx(0.5 if why["score"] > 0 else -0.5)
+    assert "regime=" in why["summary"]
+    entry = out["entry"]
+    assert entry["client_order_id"] == "ens-1" and entry["tag"] == "ensemble"
+    assert entry["side"] == ("buy" if why["quantity"] > 0 else "sell")
+    assert entry["quantity"] == pytest.approx(abs(why["quantity"]))
+    assert abs(why["quantity"]) * why["price"] == pytest.approx(0.5 * 100_000, rel=0.02)
+    filled = await api.order_in(sid, "ens-1", {"filled", "rejected", "cancelled"})
+    assert filled["status"] == "filled", str(filled)
+    assert filled["filled_quantity"] == pytest.approx(abs(why["quantity"]))
+
+    async def bad(over: dict[str, Any], field: str) -> None:
+        resp = await api.client.post("/api/trading/smart-trade", json={**body, **over})
+        assert api.names(resp, field), resp.text
+
+    await bad({"side": "buy"}, "side")
+    await bad({"ensemble": {"max_weight": 2}}, "max_weight")
+    await bad({"ensemble": {"regime": None}}, "ensemble")  # no member left
+    await bad({"source": "manual", "ensemble": None, "quantity": 1}, "side")
+    await api.stop(sid)

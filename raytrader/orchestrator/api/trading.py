@@ -1,25 +1,29 @@
-"""Trading sessions: start, stop, status, performance and per-session reads."""
+"""Trading sessions: start, stop, status, performance and per-session reads; smart trades,
+manual or driven by the ensemble agent's signal."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from raytrader.domain import OrderState, OrderType, TimeInForce
+from raytrader.domain import OrderState, OrderType, Side, TimeInForce
 from raytrader.orchestrator import control
 from raytrader.orchestrator.api.common import (
     SESSION_ERRORS,
@@ -34,6 +38,7 @@ from raytrader.orchestrator.api.common import (
 from raytrader.orchestrator.api.deps import ERRORS, Manager
 from raytrader.orchestrator.api.execution import OrderOut, check_prices
 from raytrader.orchestrator.config import SessionConfig
+from raytrader.orchestrator.sessions import SessionError, SessionRun
 
 router = APIRouter(prefix="/api/trading", tags=["trading"], responses=ERRORS)
 
@@ -205,10 +210,20 @@ class SmartTradeRequest(Strict):
     )
 
     session_id: SessionId
+    source: Literal["manual", "ensemble"] = Field(
+        "manual",
+        description="manual: the side and quantity given; ensemble: the ensemble agent's "
+        "signal for the symbol sets them (its target weight less the position held)",
+    )
+    ensemble: dict[str, Any] | None = Field(
+        None,
+        description="the ensemble agent's params (source ensemble only; default: its "
+        "defaults, the regime member alone)",
+    )
     client_order_id: EntryId | None = None
     symbol: Symbol
-    side: SideIn
-    quantity: Quantity
+    side: SideIn | None = Field(None, validate_default=True, description="manual only")
+    quantity: Quantity | None = Field(None, validate_default=True, description="manual only")
     type: EntryType = OrderType.MARKET
     limit_price: Price | None = Field(
         None, validate_default=True, description="the entry's limit price (limit entries only)"
@@ -224,6 +239,23 @@ class SmartTradeRequest(Strict):
     )
     tag: str = Field("manual", max_length=64, description="free text kept with the orders")
 
+    @field_validator("ensemble")
+    @classmethod
+    def _ensemble_only(cls, v: dict[str, Any] | None, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("source") != "ensemble":
+            raise ValueError("ensemble params go with source ensemble")
+        return v
+
+    @field_validator("side", "quantity")
+    @classmethod
+    def _manual_only(cls, v: Any, info: ValidationInfo) -> Any:
+        source = info.data.get("source")
+        if source == "manual" and v is None:
+            raise ValueError(f"{info.field_name} is required for a manual trade")
+        if source == "ensemble" and v is not None:
+            raise ValueError(f"the ensemble sets the {info.field_name}: leave it out")
+        return v
+
     @field_validator("limit_price")
     @classmethod
     def _limit(cls, v: float | None, info: ValidationInfo) -> float | None:
@@ -235,7 +267,8 @@ class SmartTradeRequest(Strict):
         if v is not None and info.data.get("trail_percent") is not None:
             raise ValueError("give trail_percent or trail_amount, not both")
         given = [info.data.get(n) for n in ("take_profit", "stop_loss", "trail_percent")]
-        if v is None and all(x is None for x in given) and "take_profit" in info.data:
+        manual = info.data.get("source") == "manual"  # an ensemble trade may go without exits
+        if v is None and all(x is None for x in given) and "take_profit" in info.data and manual:
             raise ValueError(
                 "give at least one exit: take_profit, stop_loss, trail_percent or trail_amount"
             )
@@ -262,11 +295,30 @@ class ExitOut(OrderOut):
         )
 
 
+class VoteOut(BaseModel):
+    score: float | None = Field(description="the member's score in [-1, 1]; null: no vote")
+    weight: float = Field(description="its weight in the vote, renormalized over the voters")
+
+
+class EnsembleReasoning(BaseModel):
+    """Why the ensemble traded (or did not) at the session's last bar."""
+
+    ts: str = Field(description="the bar the ensemble read last")
+    score: float | None = Field(description="the combined score; null when nobody voted")
+    votes: dict[str, VoteOut] = Field(description="per member: ml, rl, regime")
+    current_weight: float = Field(description="the position held, as a share of equity")
+    target_weight: float = Field(description="the ensemble's target weight")
+    price: float
+    quantity: float = Field(description="signed units the order moves (0: no order)")
+    summary: str
+
+
 class SmartTradeOut(BaseModel):
     session_id: str
     created: bool = Field(description="false when the entry's client order id was seen before")
-    entry: OrderOut
+    entry: OrderOut | None = Field(description="null when the ensemble's target needs no order")
     exits: list[ExitOut] = Field(description="none when pre-trade risk refused the entry")
+    reasoning: EnsembleReasoning | None = Field(None, description="source ensemble only")
 
 
 _EXISTING_TRADE: dict[int | str, dict[str, Any]] = {
@@ -294,7 +346,17 @@ async def smart_trade(req: SmartTradeRequest, mgr: Manager, response: Response) 
     working there, this trade included (its entry and working exits are cancelled, "superseded
     by a new signal"), as the agent's new target replaces the position. Sending the same
     ``client_order_id`` again returns the existing trade with 200.
+
+    With ``source: ensemble`` the ensemble agent (params in ``ensemble``) reads the session's
+    bars so far (a replay session's), votes its members' scores for ``symbol`` at the last bar,
+    and the order moves the position to its target weight (a market order of the difference,
+    rounded down to the session's lot size, with the exits given, if any), risk-checked like
+    any other; ``reasoning`` gives each member's score and weight. No order is placed when
+    the target is what is held (``entry`` null).
     """
+    if req.source == "ensemble":
+        return await _ensemble_trade(req, mgr, response)
+    assert req.side is not None and req.quantity is not None  # the validators see to it
     trade = control.SmartTrade(
         entry=control.ManualOrder(
             client_order_id=req.client_order_id or f"api-{uuid.uuid4().hex[:16]}",
@@ -319,4 +381,113 @@ async def smart_trade(req: SmartTradeRequest, mgr: Manager, response: Response) 
         created=created,
         entry=OrderOut.of(states[0]),
         exits=[ExitOut.of_exit(s) for s in states[1:]],
+    )
+
+
+def _ensemble_vote(
+    config: SessionConfig, run: SessionRun, symbol: str, params: Any
+) -> tuple[str, dict[str, float], Any, Any]:
+    """The ensemble's member scores for ``symbol`` at the session's last bar, the agent and
+    its combined vote (None when nobody votes)."""
+    from raytrader.agents.ensemble import EnsembleAgent
+    from raytrader.data.market_data import MarketData
+
+    data = MarketData.from_frames(config.data_spec().frames()).slice(0, run.last_bar + 1)
+    agent = EnsembleAgent(params)
+    scores = agent.indicators(data)
+    j = list(data.symbols).index(symbol)
+    last = {m: float(scores[f"score_{m}"][j, -1]) for m in agent.members}
+    return str(data.index[-1]), last, agent, agent.combine(last)
+
+
+async def _ensemble_trade(
+    req: SmartTradeRequest, mgr: Manager, response: Response
+) -> SmartTradeOut:
+    from raytrader.agents.ensemble import EnsembleParams
+
+    try:
+        params = EnsembleParams.model_validate(req.ensemble or {})
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [
+                {"loc": ("body", "ensemble", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
+        ) from None
+    run = await control.running(mgr, req.session_id)
+    if req.symbol not in run.symbols:
+        raise control.FieldError(
+            ("body", "symbol"),
+            f"symbol {req.symbol!r} is not traded in session {req.session_id}"
+            f" (have {list(run.symbols)})",
+        )
+    config = run.config
+    if config.feed.data is None:
+        raise SessionError("the ensemble reads a replay session's bars; this feed has none")
+    control.session_clock(run)  # 409 before the first bar
+    ts, scores, agent, vote = await asyncio.to_thread(
+        _ensemble_vote, config, run, req.symbol, params
+    )
+    account, price = run.account, float(run.last_close[req.symbol])
+    equity, held = account.equity_value, account.position(req.symbol)
+    current = held * price / equity if equity > 0 else 0.0
+    score, weights = vote if vote is not None else (None, {})
+    target = agent.target(score, current) if score is not None else current
+    delta = target * equity / price - held if price > 0 and equity > 0 else 0.0
+    lot = config.portfolio.lot_size
+    size = math.floor(abs(delta) / lot + 1e-9) * lot if lot > 0 else abs(delta)
+    votes = {
+        m: VoteOut(score=s if math.isfinite(s) else None, weight=float(weights.get(m, 0.0)))
+        for m, s in scores.items()
+    }
+    summary = (
+        "no vote at the last bar"
+        if score is None
+        else f"ensemble score={score:+.3f}: "
+        + ", ".join(f"{m}={v.score} (w={v.weight:.2f})" for m, v in votes.items())
+    )
+    reasoning = EnsembleReasoning(
+        ts=ts,
+        score=score,
+        votes=votes,
+        current_weight=current,
+        target_weight=target,
+        price=price,
+        quantity=math.copysign(size, delta) if size > 0 else 0.0,
+        summary=summary,
+    )
+    if size <= 0:
+        response.status_code = 200
+        return SmartTradeOut(
+            session_id=req.session_id, created=False, entry=None, exits=[], reasoning=reasoning
+        )
+    entry = control.ManualOrder(
+        client_order_id=req.client_order_id or f"api-{uuid.uuid4().hex[:16]}",
+        symbol=req.symbol,
+        side=Side.BUY if delta > 0 else Side.SELL,
+        quantity=size,
+        time_in_force=req.time_in_force,
+        tag="ensemble",
+    )
+    exits = (req.take_profit, req.stop_loss, req.trail_percent, req.trail_amount)
+    if all(x is None for x in exits):
+        state, created = await control.submit_order(mgr, req.session_id, entry)
+        states = [state]
+    else:
+        trade = control.SmartTrade(
+            entry=entry,
+            take_profit=req.take_profit,
+            stop_loss=req.stop_loss,
+            trail_percent=req.trail_percent,
+            trail_amount=req.trail_amount,
+        )
+        states, created = await control.submit_smart_trade(mgr, req.session_id, trade)
+    if not created:
+        response.status_code = 200
+    return SmartTradeOut(
+        session_id=req.session_id,
+        created=created,
+        entry=OrderOut.of(states[0]),
+        exits=[ExitOut.of_exit(st) for st in states[1:]],
+        reasoning=reasoning,
     )
