@@ -87,8 +87,6 @@ class TradingEnvConfig(BaseModel):
         # The environment runs the engine's core steps; these options need the rest of it.
         if p.kill_switch is not None or p.exits is not None or p.capital is not None:
             raise ValueError("the RL environment does not run kill_switch, exits or capital")
-        if p.limits.extended:
-            raise ValueError(f"the RL environment does not run the limits {p.limits.extended}")
         if self.action == "short_flat_long" and not p.limits.allow_short:
             raise ValueError("action short_flat_long needs portfolio.limits.allow_short")
         return self

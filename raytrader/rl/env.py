@@ -11,6 +11,7 @@ through ``BacktestEngine`` give the same fills and equity (a test checks it).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import gymnasium as gym
@@ -24,7 +25,8 @@ from raytrader.domain.bar import BarTuple
 from raytrader.execution.paper_broker import PaperBroker
 from raytrader.portfolio.planner import OrderPlanner, account_at
 from raytrader.portfolio.rebalancer import Rebalancer
-from raytrader.risk.checks import PreTradeRisk
+from raytrader.risk.checks import PreTradeRisk, RiskContext, bar_returns
+from raytrader.risk.kill_switch import KillSwitch
 from raytrader.rl.config import (
     Float32Array,
     TradingEnvConfig,
@@ -37,6 +39,8 @@ from raytrader.rl.config import (
 from raytrader.state.ledger import Ledger
 
 __all__ = ["TradingEnv"]
+
+_MINUTE = timedelta(seconds=60)
 
 
 class TradingEnv(gym.Env[Float32Array, Any]):
@@ -141,7 +145,13 @@ class TradingEnv(gym.Env[Float32Array, Any]):
         self.broker = PaperBroker(cfg.broker, buying_power=lambda: ledger.cash)
         rebalancer = Rebalancer(cfg.portfolio, cfg.broker.commission, cfg.broker.slippage)
         self.planner = OrderPlanner(rebalancer, "rl")
-        self.risk = PreTradeRisk(cfg.portfolio.limits)
+        limits = cfg.portfolio.limits
+        self.risk = PreTradeRisk(limits)
+        # The optional limits read a context, as in the engine: the orders of the last minute,
+        # the day's starting equity (booked at every close), recent returns.
+        self._contextual = bool(limits.extended)
+        self._day = KillSwitch(None, cfg.initial_cash) if limits.daily_loss_limit else None
+        self._order_times: list[datetime] = []
         self.refused: list[OrderState] = []
         self._targets: dict[str, float] = {}
         self.t = start
@@ -159,7 +169,9 @@ class TradingEnv(gym.Env[Float32Array, Any]):
             for symbol in plan.cancel_symbols:
                 for st in broker.open_orders(symbol):
                     broker.cancel(st.order.client_order_id, ts, "superseded by a new signal")
-            passed, denied = self.risk.check(plan.orders, acct, prices, None)
+            passed, denied = self.risk.check(plan.orders, acct, prices, self._context(i, ts))
+            if self._contextual:
+                self._order_times.extend(ts for _ in passed)
             for order, why in denied:
                 self.refused.append(OrderState(order).to(OrderStatus.REJECTED, ts, why))
             for order in passed:
@@ -179,15 +191,46 @@ class TradingEnv(gym.Env[Float32Array, Any]):
                     )
             for fill in broker.on_bars(ts, bars):
                 ledger.apply_fill(fill)
+        if self._day is not None:
+            self._day.update(ts, self.equity_at(i))
+
+    def _context(self, i: int, ts: datetime) -> RiskContext | None:
+        """The pre-trade checks' context at bar ``i``'s open, built as the engine builds it."""
+        if not self._contextual:
+            return None
+        limits = self.config.portfolio.limits
+        self._order_times = [t for t in self._order_times if t > ts - _MINUTE]
+        returns = None
+        if limits.needs_returns:
+            closes = self._close_ffill[:, max(0, i - limits.risk_lookback - 1) : i]
+            returns = bar_returns(self.symbols, closes)
+        return RiskContext(
+            now=ts,
+            open_orders=len(self.broker.open_orders()),
+            order_times=self._order_times,
+            day_start_equity=self._day.day_start_for(ts) if self._day else None,
+            returns=returns,
+        )
 
     def _closes(self) -> dict[str, float]:
         return {s: float(self._close_ffill[j, self.t]) for j, s in enumerate(self.symbols)}
 
     @property
     def equity(self) -> float:
-        """Equity at the current bar's close, as the engine marks it."""
+        """Equity at the current bar's close, as the engine marks it for agents."""
         closes = self._closes()
         return self.ledger.equity({s: closes[s] for s in self.ledger.positions()})
+
+    def equity_at(self, i: int) -> float:
+        """Equity at bar ``i``'s close summed in symbol order, as the engine books it for the
+        day's starting equity."""
+        positions = self.ledger.positions()
+        held = 0.0
+        for j, symbol in enumerate(self.symbols):
+            pos = positions.get(symbol)
+            if pos is not None:
+                held += pos.quantity * float(self._close_ffill[j, i])
+        return self.ledger.cash + held
 
     def _observe(self) -> Float32Array:
         t, w = self.t, self.config.window

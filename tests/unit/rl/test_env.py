@@ -80,6 +80,21 @@ class _Replay(Agent):
     [
         ("short_flat_long", SHORTS, ("AR",)),
         ("continuous", PortfolioConfig(lot_size=0.0), ("A", "B")),
+        (
+            "continuous",
+            PortfolioConfig(
+                lot_size=0.0,
+                limits=RiskLimits(
+                    allow_short=True,
+                    max_order_notional=30_000.0,
+                    max_var=0.012,
+                    risk_lookback=20,
+                    daily_loss_limit=0.01,
+                    max_orders_per_minute=1,
+                ),
+            ),
+            ("A", "B"),
+        ),
     ],
 )
 def test_env_fills_and_equity_equal_the_backtest_engine(
@@ -117,6 +132,11 @@ def test_env_fills_and_equity_equal_the_backtest_engine(
     assert env_fills == engine_fills
     curve = result.equity.to_numpy()[env.start :]
     np.testing.assert_allclose(equity, curve, rtol=1e-12)
+    refused = [(o.order.ts, o.order.symbol, o.reason) for o in result.orders if o.reason]
+    env_refused = [(o.order.ts, o.order.symbol, o.reason) for o in env.refused]
+    assert env_refused == [r for r in refused if r[2] != "superseded by a new signal"]
+    if portfolio.limits.extended:  # each optional limit refused orders, as in the engine
+        assert {r[2].split(":")[0] for r in env_refused} >= set(portfolio.limits.extended)
 
 
 def _episode(env: TradingEnv, actions: Sequence[int]) -> tuple[list[np.ndarray], list[float]]:
@@ -192,7 +212,23 @@ def test_random_episode_start_is_seeded_and_bounded() -> None:
 def test_config_refuses_what_the_env_does_not_run() -> None:
     with pytest.raises(ValueError, match="allow_short"):
         TradingEnvConfig(action="short_flat_long")
+    with pytest.raises(ValueError, match="kill_switch"):
+        TradingEnvConfig(portfolio={"kill_switch": {"max_drawdown": 0.2}})
     with pytest.raises(ValueError, match="unknown feature columns"):
         TradingEnvConfig(columns=("ret_1", "nope"))
     with pytest.raises(ValueError, match="one symbol"):
         TradingEnv(_data(symbols=("A", "B")), TradingEnvConfig())
+
+
+def test_pre_trade_limits_cut_the_env_targets_as_the_engine_does() -> None:
+    """max_position_weight 0.4: a full long of continuous weights holds at most 40% of equity."""
+    capped = PortfolioConfig(lot_size=0.0, limits=RiskLimits(max_position_weight=0.4))
+    cfg = TradingEnvConfig(action="continuous", portfolio=capped, broker=COSTS)
+    env = TradingEnv(_data(n=200), cfg)
+    env.reset(seed=0)
+    weights = []
+    for _ in range(30):
+        obs, *_ = env.step(np.ones(1, dtype=np.float32))
+        weights.append(float(obs[-2]))  # the position weight, just before the unrealized PnL
+    assert max(weights) == pytest.approx(0.4, abs=0.02) and max(weights) < 0.41
+    assert any(a.reason == "max_position_weight" for a in env.planner.rebalancer.adjustments)
