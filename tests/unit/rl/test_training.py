@@ -130,3 +130,12 @@ def test_spec_refuses_an_algorithm_the_action_space_cannot_use() -> None:
         RLTrainSpec(algo="sac")
     shorts = PortfolioConfig(limits=RiskLimits(allow_short=True))
     RLTrainSpec(algo="dqn", env=TradingEnvConfig(action="short_flat_long", portfolio=shorts))
+
+
+def test_environments_in_subprocesses_train_what_in_process_ones_do() -> None:
+    data = _data()
+    spec = RLTrainSpec(total_timesteps=128, seed=4, params=TINY_PPO, n_envs=2, net_arch=(8,))
+    here = train_policy(data, spec)
+    apart = train_policy(data, spec.model_copy(update={"vec_env": "subproc"}))
+    for x, y in zip(_params(here.model), _params(apart.model), strict=True):
+        assert torch.equal(x, y)
