@@ -155,3 +155,21 @@ def test_scores_are_the_policy_targets_causal_and_vote_in_the_ensemble(
     ensemble = create("ensemble", {"rl": {"agent": "rl", "params": {"model": "sfl"}}})
     ind = ensemble.indicators(data)
     np.testing.assert_array_equal(ind["score_rl"], scores)
+
+
+def test_infer_gives_the_targets_the_agent_sends_in_a_backtest(
+    registry: PolicyRegistry,
+) -> None:
+    from raytrader.rl.infer import infer_targets
+
+    data = MarketData.from_frames({"AR": ar1_frame(N_BARS, 0.3, 1)})
+    rows = infer_targets(data, "sfl")
+    agent = RLAgent(model="sfl", trade_in_sample=True)
+    assert rows[0].ts == data.ts(agent.warmup) and rows[-1].ts == data.ts(N_BARS - 1)
+    by_ts = {r.ts: r.target_weight for r in rows}
+    result = BacktestEngine(100_000.0, COSTS, SHORTS).run(data, [agent])
+    sent = [(s.signal.ts, s.signal.weight) for s in result.signals]
+    assert len(sent) > 5 and all(by_ts[ts] == w for ts, w in sent)
+    assert [r.ts for r in infer_targets(data, "sfl", version=1, limit=3)] == [
+        data.ts(i) for i in range(N_BARS - 3, N_BARS)
+    ]
