@@ -118,11 +118,15 @@ class Dashboard:
             self.foreign.append(url)
             route.abort()
 
-    def open(self) -> Any:
+    def open(self, wrong_key_first: bool = False) -> Any:
         """Load the page and give it the key when it asks."""
         page = self.page
         page.goto(self.base + "/")
         page.locator("#key-dialog").wait_for(state="visible")
+        if wrong_key_first:
+            page.fill("#key-input", "not-the-key")
+            page.click("#key-save")
+            page.wait_for_selector("#key-error:has-text('refused')")
         page.fill("#key-input", KEY)
         page.click("#key-save")
         page.wait_for_selector("body[data-ready='1']")
@@ -163,7 +167,7 @@ def test_page_and_assets_load_without_the_key_and_data_needs_it(server: str) -> 
 
 def test_paper_session_from_the_page(dash: Dashboard) -> None:
     """Start a session from the form, watch events and the equity curve grow, stop it."""
-    page = dash.open()
+    page = dash.open(wrong_key_first=True)
     page.select_option("#s-agent", "sma_cross")
     page.fill("#s-params", '{"fast": 5, "slow": 20}')
     page.select_option("#s-data", "synthetic")
@@ -243,6 +247,17 @@ def test_backtest_and_sweep_from_the_page(dash: Dashboard) -> None:
     )
     assert colours > 10
     dash.shot("sweep")
+
+    # What the page read, straight from the API.
+    auth = {"X-API-Key": KEY}
+    jobs = httpx.get(dash.base + "/api/dashboard/jobs", headers=auth).json()["jobs"]
+    by_name = {j["name"]: j for j in jobs}
+    assert by_name["browser-sweep"]["done"] == by_name["browser-sweep"]["total"] == 20
+    sweep_id, run_id = by_name["browser-sweep"]["id"], by_name["browser-bt"]["id"]
+    trials = httpx.get(f"{dash.base}/api/dashboard/trials/{sweep_id}", headers=auth).json()
+    assert len(trials["trials"]) == 20 and trials["names"] == ["fast", "slow"]
+    refused = httpx.get(f"{dash.base}/api/dashboard/trials/{run_id}", headers=auth)
+    assert refused.status_code == 409
 
     # A finished job opened again from the list.
     page.click("#tab-backtests")
