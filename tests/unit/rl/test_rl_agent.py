@@ -173,3 +173,37 @@ def test_infer_gives_the_targets_the_agent_sends_in_a_backtest(
     assert [r.ts for r in infer_targets(data, "sfl", version=1, limit=3)] == [
         data.ts(i) for i in range(N_BARS - 3, N_BARS)
     ]
+
+
+def test_session_host_fed_bar_by_bar_sends_the_backtest_signals(
+    registry: PolicyRegistry,
+) -> None:
+    """A paper session's agent host, given the account the backtest had at each close and
+    the fills as they happen, decides what the backtest's agent decided."""
+    from raytrader.agents.host import AccountSnapshot, AgentHost
+
+    data = MarketData.from_frames({"AR": ar1_frame(N_BARS, 0.3, 1)})
+    bt_agent = RLAgent(model="sfl", trade_in_sample=True)  # in sample too: more decisions
+    result = BacktestEngine(100_000.0, COSTS, SHORTS).run(data, [bt_agent])
+    want = [(s.signal.ts, s.signal.weight) for s in result.signals]
+    assert len(want) > 10
+
+    agent = RLAgent(model="sfl", trade_in_sample=True)
+    host = AgentHost([agent], ["AR"])
+    start = agent.warmup
+    host.extend(data.slice(0, start))
+    held = 0.0
+    live = []
+    for i in range(start, N_BARS):
+        host.extend(data.slice(i, i + 1))
+        for fill in (f for f in result.fills if f.ts == data.ts(i)):
+            agent.on_fill(fill)
+            held += fill.signed_quantity
+        equity = float(result.equity.iloc[i])
+        account = AccountSnapshot(
+            cash=equity - held * data.close[0, i],
+            equity_value=equity,
+            positions={"AR": held} if held else {},
+        )
+        live.extend((sig.ts, sig.weight) for _, sig in host.decide(account))
+    assert live == want
