@@ -428,12 +428,15 @@ async def _ensemble_trade(
     ts, scores, agent, vote = await asyncio.to_thread(
         _ensemble_vote, config, run, req.symbol, params
     )
-    account, price = run.account, float(run.last_close[req.symbol])
+    last = run.last_close.get(req.symbol)
+    if last is None or not math.isfinite(last) or last <= 0:
+        raise SessionError(f"symbol {req.symbol!r} has no price yet in session {req.session_id}")
+    account, price = run.account, float(last)
     equity, held = account.equity_value, account.position(req.symbol)
     current = held * price / equity if equity > 0 else 0.0
     score, weights = vote if vote is not None else (None, {})
     target = agent.target(score, current) if score is not None else current
-    delta = target * equity / price - held if price > 0 and equity > 0 else 0.0
+    delta = target * equity / price - held if equity > 0 else 0.0
     lot = config.portfolio.lot_size
     size = math.floor(abs(delta) / lot + 1e-9) * lot if lot > 0 else abs(delta)
     votes = {
