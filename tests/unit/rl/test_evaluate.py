@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -27,22 +26,24 @@ ENV = TradingEnvConfig(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def frame_and_registry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[pd.DataFrame, PolicyRegistry]]:
-    monkeypatch.setenv("RAYTRADER_DATA_DIR", str(tmp_path))
-    frame = ar1_frame(3000, 0.4, 8)
-    spec = RLTrainSpec(
-        env=ENV,
-        total_timesteps=4000,
-        net_arch=(16,),
-        params={"n_steps": 256, "batch_size": 64, "learning_rate": 3e-3, "n_epochs": 5},
-    )
-    result = train_policy(MarketData.from_frames({"AR": frame.iloc[:2000]}), spec)
-    reg = PolicyRegistry()
-    reg.save("ar", result.model, result.info)
-    yield frame, reg
+    """One policy trained on the first 2,000 of 3,000 AR(1) bars, shared by the tests."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAYTRADER_DATA_DIR", str(tmp_path_factory.mktemp("rl-eval")))
+        frame = ar1_frame(3000, 0.4, 8)
+        spec = RLTrainSpec(
+            env=ENV,
+            total_timesteps=4000,
+            net_arch=(16,),
+            params={"n_steps": 256, "batch_size": 64, "learning_rate": 3e-3, "n_epochs": 5},
+        )
+        result = train_policy(MarketData.from_frames({"AR": frame.iloc[:2000]}), spec)
+        reg = PolicyRegistry()
+        reg.save("ar", result.model, result.info)
+        yield frame, reg
 
 
 def test_evaluation_out_of_sample_against_buy_and_hold_and_random(
