@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,11 +30,17 @@ N_BARS, N_TRAIN = 500, 300
 TINY_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 2}
 
 
-@pytest.fixture
-def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PolicyRegistry]:
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicyRegistry]:
     """Policies in a fresh data directory: ``sfl`` (short/flat/long, one symbol) and ``cont``
-    (continuous weights, two symbols), each trained on the first ``N_TRAIN`` bars."""
-    monkeypatch.setenv("RAYTRADER_DATA_DIR", str(tmp_path))
+    (continuous weights, two symbols), each trained on the first ``N_TRAIN`` bars; shared by
+    the module's tests, which only read it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAYTRADER_DATA_DIR", str(tmp_path_factory.mktemp("rl-agent")))
+        yield _train_policies()
+
+
+def _train_policies() -> PolicyRegistry:
     reg = PolicyRegistry()
     one = MarketData.from_frames({"AR": ar1_frame(N_BARS, 0.3, 1)}).slice(0, N_TRAIN)
     # Large features make the barely trained policy's actions move with them: more trades.
@@ -52,7 +57,7 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Policy
     )
     result2 = train_policy(two.slice(0, N_TRAIN), spec.model_copy(update={"env": env2}))
     reg.save("cont", result2.model, result2.info)
-    yield reg
+    return reg
 
 
 def test_rl_agent_is_registered_and_params_name_the_missing_policy(
