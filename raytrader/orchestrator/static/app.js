@@ -303,6 +303,7 @@ function showRisk(s) {
   badge.textContent = s.status;
   badge.className = `badge ${s.status}`;
   $("#sp-stop").hidden = ["stopped", "failed"].includes(s.status);
+  $("#sp-resume").hidden = !s.halted;
   const items = [
     ["Status", s.halted ? el("span", { class: "halt" }, `HALTED: ${s.reason}`) : s.status + (s.reason ? ` (${s.reason})` : "")],
     ["Agents", s.agents.map((a) => `${a.name} ${JSON.stringify(a.params)}`).join("; ")],
@@ -352,11 +353,22 @@ async function stopSession(id) {
   refreshSessions();
 }
 
+// A session its kill switch halted trades again; its limits count from the equity now.
+async function resumeSession(id) {
+  try {
+    await apiJson("/api/trading/resume-session", { method: "POST", json: { session_id: id } });
+  } catch (e) {
+    $("#s-error").textContent = e.message;
+  }
+  refreshSessions();
+}
+
 function openSession(id) {
   if (live.abort) live.abort.abort();
   Object.assign(live, { id, abort: new AbortController(), xs: [], ys: [], orders: new Map(), fills: [], events: 0 });
   $("#session-panel").hidden = false;
   $("#sp-stop").onclick = () => stopSession(id);
+  $("#sp-resume").onclick = () => resumeSession(id);
   const s = sessionRows.find((r) => r.id === id);
   if (s) showRisk(s);
   renderLive();
