@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from raytrader.backtesting.sweep_report import plot_heatmap
+from raytrader.state.metrics import compute_metrics, periods_per_year
 
 # (label, metrics key, kind): the kinds decide the formatting below.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -43,6 +44,10 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Turnover (ann.)", "turnover", "num"),
     ("Start equity", "start_equity", "money"),
     ("Final equity", "final_equity", "money"),
+)
+# A stitched walk-forward curve comes without its trades: these would read as zero trades.
+_TRADE_METRICS = frozenset(
+    {"trade_count", "win_rate", "profit_factor", "avg_trade_pnl", "avg_trade_return"}
 )
 MAX_TRADES = 2000  # rows of the trades table; the rest are counted, not shown
 MAX_TRIALS = 500  # rows of a sweep's ranked table
@@ -301,8 +306,9 @@ def sweep_html(
 
 
 def report_from_folder(folder: Path) -> str:
-    """The report of a run folder (``metrics.json`` + ``equity.parquet``) or a sweep folder
-    (``trials.parquet``); ``ValueError`` for anything else."""
+    """The report of a run folder (``metrics.json`` + ``equity.parquet``), a sweep folder
+    (``trials.parquet``) or a walk-forward folder (``windows.parquet`` +
+    ``oos_equity.parquet``); ``ValueError`` for anything else."""
     config = _read_json(folder / "config.json")
     if (folder / "trials.parquet").exists():
         table = pd.read_parquet(folder / "trials.parquet")
@@ -318,6 +324,21 @@ def report_from_folder(folder: Path) -> str:
             summary=_read_json(folder / "summary.json"),
             config=config,
         )
+    if (folder / "windows.parquet").exists() and (folder / "oos_equity.parquet").exists():
+        # A walk-forward: the stitched out-of-sample curve, its metrics, the windows.
+        equity = pd.read_parquet(folder / "oos_equity.parquet")["equity"]
+        ppy = (config or {}).get("periods_per_year") or periods_per_year(
+            pd.DatetimeIndex(equity.index)
+        )
+        oos = compute_metrics(equity, [], periods_per_year=float(ppy)).as_dict()
+        return backtest_html(
+            title=f"{(config or {}).get('name', folder.name)} (walk-forward, out of sample)",
+            metrics={k: v for k, v in oos.items() if k not in _TRADE_METRICS},
+            equity=equity,
+            trades=pd.read_parquet(folder / "windows.parquet"),
+            trades_title="Windows",
+            config=config,
+        )
     if (folder / "metrics.json").exists() and (folder / "equity.parquet").exists():
         metrics = _read_json(folder / "metrics.json") or {}
         frame = pd.read_parquet(folder / "equity.parquet")
@@ -331,8 +352,8 @@ def report_from_folder(folder: Path) -> str:
             config=config,
         )
     raise ValueError(
-        f"{folder} is neither a backtest run folder (metrics.json, equity.parquet) "
-        "nor a sweep folder (trials.parquet)"
+        f"{folder} is neither a backtest run folder (metrics.json, equity.parquet), "
+        "a sweep folder (trials.parquet) nor a walk-forward folder (windows.parquet)"
     )
 
 

@@ -213,3 +213,27 @@ def test_cli_report_writes_the_file(run: tuple[BacktestConfig, Any], tmp_path: P
     assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>")
     done = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
     assert done.exit_code == 2
+
+
+def test_walk_forward_folder_report(run: tuple[BacktestConfig, Any], tmp_path: Path) -> None:
+    from raytrader.backtesting.walk_forward_report import write_walk_forward
+
+    _, result = run
+    equity = result.equity.iloc[-3000:]
+    windows = pd.DataFrame(
+        {
+            "index": [0, 1],
+            "test_start": equity.index[[0, 1500]],
+            "params": [{"fast": 5}, {"fast": 10}],
+            "oos_sharpe": [0.5, -0.2],
+        }
+    )
+    folder = write_walk_forward(tmp_path / "wf", '{"name": "wf"}', windows, equity, {"n": 2})
+    page = report_from_folder(folder)
+    parsed = parse(page)
+    no_urls(page)
+    shown = {row[0]: row[1] for row in parsed.tables["metrics"]}
+    assert shown["Total return"] == f"{equity.iloc[-1] / equity.iloc[0] - 1:.2%}"
+    assert "Trades" not in shown
+    assert len(parsed.tables["trades"]) == 3  # the windows and a header
+    assert "wf (walk-forward, out of sample)" in page
