@@ -104,6 +104,10 @@ class RLAgent(Agent):
         feats = feature_tensor(data, cfg)
         out = {f"rl_{k}": np.ascontiguousarray(feats[:, :, k]) for k in range(len(cfg.columns))}
         live = np.ones((len(data.symbols), data.n_bars))
+        # Nothing before the first full window of every symbol's features, as in the env.
+        finite = np.isfinite(feats).all(axis=(0, 2))
+        first = int(np.argmax(finite)) if finite.any() else data.n_bars
+        live[:, : max(first + cfg.window - 1, cfg.warmup)] = 0.0
         end = self.loaded.record.training_end
         if not self.params.trade_in_sample and end is not None:
             live[:, np.asarray(data.index <= pd.Timestamp(end))] = 0.0
@@ -124,10 +128,10 @@ class RLAgent(Agent):
         for j in range(len(ctx.symbols)):
             cols = [ctx.history(f"rl_{k}", j, w) for k in range(len(cfg.columns))]
             window = np.stack(cols, axis=1)
-            if window.shape[0] < w or not np.isfinite(window).all():
+            if window.shape[0] < w:
                 return None  # the env never observes an incomplete window
-            windows.append(window)
-        closes = {s: ctx.close(j) for j, s in enumerate(ctx.symbols)}
+            windows.append(window)  # NaN (a symbol's gap) reads as 0, as in the env
+        closes = {s: _last_close(ctx, j) for j, s in enumerate(ctx.symbols)}
         equity = ctx.equity()
         held = {s: ctx.position(s) for s in ctx.symbols}
         held_here = {s: p.quantity for s, p in self._book.positions().items()}
@@ -176,3 +180,13 @@ class RLAgent(Agent):
         self._targets = {str(k): float(v) for k, v in state.get("targets", {}).items()}
         if "book" in state:
             self._book = Ledger.from_snapshot(state["book"])
+
+
+def _last_close(ctx: BarContext, j: int) -> float:
+    """The symbol's close, or its last close when it has no bar now (the engine's marks)."""
+    close = ctx.close(j)
+    if close == close:
+        return close
+    past = ctx.price_history("close", j, ctx.i + 1)
+    seen = past[np.isfinite(past)]
+    return float(seen[-1]) if seen.size else close

@@ -212,3 +212,22 @@ def test_session_host_fed_bar_by_bar_sends_the_backtest_signals(
         )
         live.extend((sig.ts, sig.weight) for _, sig in host.decide(account))
     assert live == want
+
+
+def test_backtest_equals_the_environment_with_gaps_in_a_symbol(
+    registry: PolicyRegistry,
+) -> None:
+    """B has no bars for a while: both mark it at its last close and read its missing
+    features as 0, so the agent's backtest still gives the env's episode."""
+    b = ar1_frame(N_BARS, 0.3, 3)
+    b = b.drop(b.index[350:362])
+    data = MarketData.from_frames({"A": ar1_frame(N_BARS, 0.3, 2), "B": b})
+    assert np.isnan(data.close[1]).sum() == 12
+    env, equity = _env_episode(registry, "cont", data)
+    agent = RLAgent(model="cont", trade_in_sample=True)
+    cfg = agent.env_config
+    result = BacktestEngine(cfg.initial_cash, cfg.broker, cfg.portfolio).run(data, [agent])
+    env_fills = [(t.ts, t.symbol, t.quantity, t.price) for t in env.ledger.transactions]
+    bt_fills = [(t.ts, t.symbol, t.quantity, t.price) for t in result.ledger.transactions]
+    assert len(bt_fills) > 20 and bt_fills == env_fills
+    np.testing.assert_allclose(result.equity.to_numpy()[env.start :], equity, rtol=1e-12)
