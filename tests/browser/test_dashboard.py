@@ -6,6 +6,7 @@ Screenshots go to ``test-artifacts/browser/`` (``RAYTRADER_TEST_ARTIFACTS`` move
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -166,10 +167,17 @@ def test_page_and_assets_load_without_the_key_and_data_needs_it(server: str) -> 
 
 
 def test_paper_session_from_the_page(dash: Dashboard) -> None:
-    """Start a session from the form, watch events and the equity curve grow, stop it."""
+    """Start a session from a saved configuration on the form, watch events and the equity
+    curve grow, stop it."""
+    saved = httpx.post(
+        dash.base + "/api/v1/strategy/configure_strategy/sma_cross",
+        json={"config_name": "browser-fast", "params": {"fast": 5, "slow": 20}},
+        headers={"X-API-Key": KEY},
+    )
+    assert saved.status_code == 200, saved.text
     page = dash.open(wrong_key_first=True)
-    page.select_option("#s-agent", "sma_cross")
-    page.fill("#s-params", '{"fast": 5, "slow": 20}')
+    page.select_option("#s-saved", "browser-fast")
+    assert json.loads(page.input_value("#s-params")) == saved.json()["params"]
     page.select_option("#s-data", "synthetic")
     page.fill("#s-name", "browser")
     page.fill("#s-speed", "40")
@@ -191,6 +199,7 @@ def test_paper_session_from_the_page(dash: Dashboard) -> None:
     page.wait_for_selector("#sessions-table tbody tr .badge.running")
     risk = page.inner_text("#risk-state")
     assert "max_position_weight=1" in risk and "Kill switch" in risk
+    assert 'sma_cross {"fast":5,"slow":20' in risk  # the saved configuration's params
     dash.shot("session-running")
 
     page.click("#sp-stop")
