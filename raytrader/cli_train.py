@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from raytrader.backtesting.config import ConfigError
+from raytrader.config_files import ConfigError, load_config_file
 from raytrader.data.spec import DataSpec
 from raytrader.log import configure_logging
 from raytrader.ml.training import TrainResult, TrainSpec
@@ -39,23 +37,7 @@ class MLTrainConfig(TrainSpec):
 
 def load_train_config(path: Path) -> MLTrainConfig:
     """Read and validate a training YAML file (data paths relative to the file)."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        config = MLTrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
-    return config.model_copy(update={"data": config.data.relative_to(path.parent)})
+    return load_config_file(path, MLTrainConfig)
 
 
 def _metrics_table(result: TrainResult) -> Table:

@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from raytrader.config_files import ConfigError, load_config_file
 from raytrader.data.spec import DataSpec
 from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.portfolio.config import AgentCapital, PortfolioConfig
+
+# ConfigError lives with the file loader; importers of this module keep finding it here.
+__all__ = ["AgentSpec", "BacktestConfig", "ConfigError", "check_capital", "load_config"]
 
 
 class AgentSpec(BaseModel):
@@ -55,27 +58,6 @@ def check_capital(portfolio: PortfolioConfig, agents: Sequence[AgentSpec]) -> No
         AgentCapital.resolve(portfolio.capital, [a.name for a in agents])
 
 
-class ConfigError(ValueError):
-    """A config file could not be read or failed validation; the message names the file."""
-
-
 def load_config(path: str | Path) -> BacktestConfig:
-    """Read and validate a backtest YAML file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        config = BacktestConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
-    return config.model_copy(update={"data": config.data.relative_to(path.parent)})
+    """Read and validate a backtest YAML file (data paths relative to the file)."""
+    return load_config_file(path, BacktestConfig)

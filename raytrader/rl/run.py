@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from raytrader.backtesting.config import ConfigError
+from raytrader.config_files import ConfigError, load_config_file
 from raytrader.data.market_data import MarketData
 from raytrader.data.spec import DataSpec
 from raytrader.ml.registry import ModelRecord
@@ -47,23 +46,7 @@ class RLTrainConfig(RLTrainSpec):
 
 def load_rl_train_config(path: Path) -> RLTrainConfig:
     """Read and validate an RL training YAML file (data paths relative to the file)."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        config = RLTrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
-    return config.model_copy(update={"data": config.data.relative_to(path.parent)})
+    return load_config_file(path, RLTrainConfig)
 
 
 @dataclass(frozen=True)
