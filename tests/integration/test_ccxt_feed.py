@@ -1,21 +1,17 @@
 """The ccxt polling feed against a local server speaking Binance spot's REST format.
 
-Real ccxt (async, aiohttp) talks to a ``http.server`` on 127.0.0.1 in a thread. The server serves
-klines from in-memory series up to a simulated clock that the feed reads too, so the tests decide
-which bars are closed, which candle is still forming, and which requests fail.
+Real ccxt (async, aiohttp) talks to a ``http.server`` on 127.0.0.1 in a thread. The server
+(``fake_binance``) serves klines from in-memory series up to a simulated clock that the feed
+reads too, so the tests decide which bars are closed, which candle is still forming, and which
+requests fail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import pytest_asyncio
@@ -32,178 +28,21 @@ from raytrader.data.ccxt_feed import (  # noqa: E402
     make_exchange,
 )
 from raytrader.data.feeds import BarSlice  # noqa: E402
+from tests.integration.fake_binance import (  # noqa: E402
+    BASE_PRICE,
+    SYMBOLS,
+    T0,
+    TF,
+    FakeBinance,
+    SimClock,
+    final_bar,
+)
 
 pytestmark = pytest.mark.asyncio
-
-TF = 60_000  # 1m bars
-T0 = 1_700_000_040_000  # a minute boundary (ms)
-BASE_PRICE = {"BTCUSDT": 100.0, "ETHUSDT": 10.0}
-Fault = str | tuple[int, Any]  # "drop" | "trunc" | (status, json body)
-
-
-def final_bar(market_id: str, ts: int) -> tuple[float, float, float, float, float]:
-    """The bar of a closed minute (what the feed must emit)."""
-    k = (ts - T0) // TF
-    o = BASE_PRICE[market_id] + k
-    return (o, o + 2.0, o - 1.0, o + 1.0, 10.0 + k)
-
-
-def forming_bar(market_id: str, ts: int) -> tuple[float, float, float, float, float]:
-    """The same minute while it still forms (must never be emitted)."""
-    o = final_bar(market_id, ts)[0]
-    return (o, o + 0.5, o - 0.5, o + 0.25, 0.5)
 
 
 def bars(symbol: str, *minutes: int) -> list[tuple[float, float, float, float, float]]:
     return [final_bar(symbol.replace("/", ""), T0 + m * TF) for m in minutes]
-
-
-class SimClock:
-    """Wall-clock seconds that only the test moves (shared by the feed and the server)."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> float:
-        return self.ms / 1000
-
-    def set_minutes(self, minutes: float) -> None:
-        self.ms = T0 + round(minutes * TF)
-
-
-class FakeBinance(ThreadingHTTPServer):
-    """``GET /api/v3/exchangeInfo`` and ``GET /api/v3/klines`` over series that start at T0 and
-    run to the simulated now (the last one still forming), with scripted faults."""
-
-    daemon_threads = True
-
-    def __init__(self, clock: SimClock) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.missing: dict[str, set[int]] = {"BTCUSDT": set(), "ETHUSDT": set()}
-        self.faults: dict[str, list[Fault]] = {"exchangeInfo": [], "klines": []}
-        self.invalid: set[str] = set()  # market ids answered with Binance's "Invalid symbol."
-        self.messy = False  # shuffled rows plus duplicates with bogus values
-        self.delay = 0.0  # seconds before answering klines
-        self.requests: list[tuple[float, str, dict[str, str]]] = []
-        self.served: list[tuple[str, int]] = []  # (market id, rows) of every klines answer
-        self.thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def klines_requests(self, market_id: str | None = None) -> list[dict[str, str]]:
-        with self.lock:
-            return [
-                q
-                for _, path, q in self.requests
-                if path.endswith("/klines") and market_id in (None, q.get("symbol"))
-            ]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up mid-answer is part of these tests
-
-    def klines(self, q: dict[str, str]) -> list[list[Any]]:
-        market_id = q["symbol"]
-        now = self.clock.ms
-        first = max(T0, int(q.get("startTime", T0)))
-        first += -(first - T0) % TF
-        last = min(now, int(q.get("endTime", now)))
-        limit = min(int(q.get("limit", 500)), 1000)
-        all_ts = [ts for ts in range(T0, last + 1, TF) if ts not in self.missing[market_id]]
-        if "startTime" in q:
-            chosen = [ts for ts in all_ts if ts >= first][:limit]
-        else:
-            chosen = all_ts[-limit:]
-        rows = []
-        for ts in chosen:
-            bar = final_bar(market_id, ts) if ts + TF <= now else forming_bar(market_id, ts)
-            rows.append([ts, *map(str, bar[:5]), ts + TF - 1, "0", 1, "0", "0", "0"])
-        if self.messy and rows:
-            rng = random.Random(len(self.requests))
-            rng.shuffle(rows)
-            for row in rng.sample(rows, min(3, len(rows))):  # duplicates after the genuine rows
-                rows.append([row[0], "999", "999", "999", "999", "999", *row[6:]])
-        return rows
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeBinance
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        srv = self.server
-        parts = urlsplit(self.path)
-        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        endpoint = parts.path.rsplit("/", 1)[-1]
-        with srv.lock:
-            srv.requests.append((time.monotonic(), parts.path, q))
-            queue = srv.faults.get(endpoint)
-            fault = queue.pop(0) if queue else None
-        if fault == "drop":  # hang up without an answer
-            self.close_connection = True
-            return
-        if fault == "trunc":  # promise a body, send part of it, hang up
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            self.wfile.write(b"[[17")
-            self.close_connection = True
-            return
-        if fault is not None:
-            self._send(*fault)
-            return
-        if endpoint == "exchangeInfo":
-            self._send(200, {"timezone": "UTC", "serverTime": srv.clock.ms, "symbols": MARKETS})
-        elif endpoint == "klines":
-            if srv.delay:
-                time.sleep(srv.delay)
-            if q.get("symbol") in srv.invalid or q.get("symbol") not in srv.missing:
-                self._send(400, {"code": -1121, "msg": "Invalid symbol."})
-                return
-            rows = srv.klines(q)
-            with srv.lock:
-                srv.served.append((q["symbol"], len(rows)))
-            self._send(200, rows)
-        else:
-            self._send(404, {"code": -1, "msg": "not here"})
-
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True  # the client is gone (a closed feed)
-
-
-def _market(base: str, quote: str) -> dict[str, Any]:
-    return {
-        "symbol": base + quote,
-        "status": "TRADING",
-        "baseAsset": base,
-        "quoteAsset": quote,
-        "baseAssetPrecision": 8,
-        "quoteAssetPrecision": 8,
-        "isSpotTradingAllowed": True,
-        "orderTypes": ["LIMIT", "MARKET"],
-        "permissions": ["SPOT"],
-        "filters": [],
-    }
-
-
-MARKETS = [_market("BTC", "USDT"), _market("ETH", "USDT")]
-SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 
 @pytest.fixture
@@ -365,7 +204,7 @@ async def test_pages_through_a_backlog_under_the_rate_limit(
         assert {q["limit"] for q in reqs} == {"1000"}
     # ccxt's leaky bucket (klines cost 0.4 x rateLimit 100 ms = 40 ms each, after a small
     # burst) spaced the six page requests
-    times = sorted(t for t, path, _ in server.requests if path.endswith("/klines"))
+    times = sorted(r.time for r in server.requests if r.path.endswith("/klines"))
     assert times[-1] - times[0] >= 0.1
     await asyncio.sleep(0.1)
     assert feed.queued == 0
