@@ -15,7 +15,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from raytrader.agents import registry
-from raytrader.agents.base import AgentParams
 
 Scalar = int | float | bool | str
 Params = dict[str, Any]
@@ -111,7 +110,7 @@ class _Field:
         return value
 
 
-def _schema_field(params_model: type[AgentParams], name: str) -> _Field:
+def _schema_field(params_model: type[BaseModel], name: str) -> _Field:
     info = params_model.model_fields[name]
     kinds: dict[object, type] = {int: int, float: float, bool: bool}
     kind = kinds.get(info.annotation, str)
@@ -140,15 +139,20 @@ class SearchSpace:
 
     Every dimension is checked against the agent's schema when the space is built (name,
     type, bounds); a combination the schema rejects as a whole (``fast >= slow``) is skipped
-    by ``grid`` and resampled by ``sample``, its reason kept in ``skipped``.
+    by ``grid`` and resampled by ``sample``, its reason kept in ``skipped``. Another schema
+    than an agent's (a model's hyperparameters) is given as ``params_model``; ``agent`` then
+    only names it in messages.
     """
 
     def __init__(
-        self, agent: str, dimensions: Mapping[str, Dimension], fixed: Mapping[str, Any]
+        self,
+        agent: str,
+        dimensions: Mapping[str, Dimension],
+        fixed: Mapping[str, Any],
+        params_model: type[BaseModel] | None = None,
     ) -> None:
-        cls = registry.get(agent)
         self.agent = agent
-        self.params_model: type[AgentParams] = cls.Params
+        self.params_model: type[BaseModel] = params_model or registry.get(agent).Params
         if not dimensions:
             raise ValueError("space: no dimension to search")
         known = self.params_model.model_fields

@@ -62,6 +62,9 @@ class TrainingInfo(BaseModel):
     )
     label_config: dict[str, Any] = Field(default_factory=dict)
     symbol: str | None = None
+    search: dict[str, Any] | None = Field(
+        None, description="the parameter search that chose params: method, objective, best trials"
+    )
 
 
 class ModelRecord(TrainingInfo):

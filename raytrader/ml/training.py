@@ -5,22 +5,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from raytrader.ml.features import FeatureConfig, build_features, feature_names
 from raytrader.ml.labels import direction_labels, triple_barrier_labels
 from raytrader.ml.models import DEFAULT_PARAMS, ModelKind, make_model
 from raytrader.ml.registry import TrainingInfo
+from raytrader.ml.search_spec import ModelSearchSpec
+
+if TYPE_CHECKING:
+    from raytrader.ml.search import SearchResult
 
 __all__ = [
     "Dataset",
     "LabelConfig",
     "TrainResult",
     "TrainSpec",
+    "cross_validate",
     "data_hash",
     "make_dataset",
     "train",
@@ -53,6 +58,15 @@ class TrainSpec(BaseModel):
     labels: LabelConfig = Field(default_factory=LabelConfig)
     cv_splits: int = Field(5, ge=2, le=50)
     embargo: int = Field(0, ge=0, le=10_000, description="bars dropped before each test fold")
+    search: ModelSearchSpec | None = Field(
+        None, description="search these params first; the best CV score is trained and saved"
+    )
+
+    @model_validator(mode="after")
+    def _check_search(self) -> Self:
+        if self.search is not None:
+            self.search.check(self.kind, self.params)
+        return self
 
 
 @dataclass(frozen=True)
@@ -111,22 +125,17 @@ def data_hash(X: pd.DataFrame, y: pd.Series) -> str:
     return h.hexdigest()
 
 
-def train(
-    frame: pd.DataFrame,
-    spec: TrainSpec | None = None,
-    symbol: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> TrainResult:
-    """Purged walk-forward CV of ``spec``'s model on ``frame``, then a fit on all samples.
+def cross_validate(
+    ds: Dataset, spec: TrainSpec, progress: Callable[[int], None] | None = None
+) -> pd.DataFrame:
+    """Purged walk-forward CV of ``spec``'s model on ``ds``: one row of metrics per fold.
 
-    ``progress(done, total)`` is called after each fit: the CV folds, then the final one.
+    ``progress(k)`` is called after the ``k``-th fold's fit.
     """
     from sklearn.base import clone  # type: ignore[import-untyped]
 
     from raytrader.ml.cv import PurgedWalkForwardCV
 
-    spec = spec or TrainSpec()
-    ds = make_dataset(frame, spec.features, spec.labels)
     if len(ds.y) < 2 * (spec.cv_splits + 1):
         raise ValueError(
             f"{len(ds.y)} labelled samples after the warm-up are too few for "
@@ -136,18 +145,58 @@ def train(
     cv = PurgedWalkForwardCV(spec.cv_splits, label_end=ds.label_end, embargo=spec.embargo)
     labels = np.unique(ds.y.to_numpy())
     rows = []
-    splits = list(cv.split(ds.X))
-    total = len(splits) + 1
-    for k, (tr, te) in enumerate(splits):
+    for k, (tr, te) in enumerate(cv.split(ds.X)):
         fold = clone(model).fit(ds.X.iloc[tr], ds.y.iloc[tr])
         rows.append({"fold": k, **_fold_metrics(fold, ds.X.iloc[te], ds.y.iloc[te], labels)})
         if progress is not None:
-            progress(k + 1, total)
-    folds = pd.DataFrame(rows)
-    fitted = model.fit(ds.X, ds.y)
+            progress(k + 1)
+    return pd.DataFrame(rows)
+
+
+def mean_metrics(folds: pd.DataFrame) -> dict[str, float]:
+    """The CV score: each metric's mean over the folds."""
+    return {m: float(folds[m].mean()) for m in ("accuracy", "balanced_accuracy", "log_loss")}
+
+
+def train(
+    frame: pd.DataFrame,
+    spec: TrainSpec | None = None,
+    symbol: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    search: SearchResult | None = None,
+) -> TrainResult:
+    """Purged walk-forward CV of ``spec``'s model on ``frame``, then a fit on all samples.
+
+    With ``spec.search``, the parameters are searched first (each trial scored by the same
+    CV) and the best are trained; the search goes into the metadata. ``search`` is a search
+    already run (on Ray); without it the search runs here, trial after trial, with the same
+    result. ``progress(done, total)`` is called after each fit: the search's CV folds, then
+    the CV folds and the final fit.
+    """
+    spec = spec or TrainSpec()
+    if spec.search is not None:
+        from raytrader.ml.search import search_local
+
+        fits = spec.cv_splits + 1
+        if search is None:
+            search = search_local(frame, spec, symbol, progress, extra_fits=fits)
+        done = search.fits
+
+        def after(d: int, t: int) -> None:
+            if progress is not None:
+                progress(done + d, done + t)
+
+        final = spec.model_copy(update={"params": search.best_params(spec), "search": None})
+        result = train(frame, final, symbol, after)
+        info = result.info.model_copy(update={"search": search.metadata(spec.search.top)})
+        return TrainResult(model=result.model, info=info, folds=result.folds)
+
+    ds = make_dataset(frame, spec.features, spec.labels)
+    total = spec.cv_splits + 1
+    folds = cross_validate(ds, spec, None if progress is None else (lambda k: progress(k, total)))
+    fitted = make_model(spec.kind, spec.params, spec.seed).fit(ds.X, ds.y)
     if progress is not None:
         progress(total, total)
-    metrics = {m: float(folds[m].mean()) for m in ("accuracy", "balanced_accuracy", "log_loss")}
     info = TrainingInfo(
         kind=spec.kind,
         features=feature_names(spec.features),
@@ -158,7 +207,7 @@ def train(
         training_end=ds.label_end.max().to_pydatetime(),
         n_samples=len(ds.y),
         data_hash=data_hash(ds.X, ds.y),
-        cv_metrics=metrics,
+        cv_metrics=mean_metrics(folds),
         feature_config=spec.features.model_dump(mode="json"),
         label_config=spec.labels.model_dump(mode="json"),
         symbol=symbol,

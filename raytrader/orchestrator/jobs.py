@@ -372,6 +372,10 @@ class JobManager:
         out: dict[str, Any] = result.result()
         return out
 
+    async def pool(self) -> SweepPool:
+        """The process's sweep pool (started on first use): ML model searches share it."""
+        return await self._get_pool()
+
     async def _get_pool(self) -> SweepPool:
         async with self._pool_lock:
             if self._pool is None:
@@ -407,7 +411,9 @@ class JobManager:
         ).run()  # fmt: skip
         return _walk_forward_results(wf)
 
-    async def _sweep_results(self, job_id: str, outcome: SweepOutcome, top: int) -> dict[str, Any]:
+    async def _sweep_results(
+        self, job_id: str, outcome: SweepOutcome[SweepConfig], top: int
+    ) -> dict[str, Any]:
         cfg = outcome.config
         best = outcome.best
         best_metrics = None

@@ -4,14 +4,18 @@ The market data reaches a worker as an object-store reference (``ray.put`` once 
 the worker resolves it once and keeps a ``TrialRunner`` per data set and setup, so indicators
 and compiled code are reused across chunks and sweeps. A worker keeps at most a few runners,
 so its memory stays bounded whatever the number of trials.
+
+A trial is a backtest of an agent's parameters (``TrialSetup``) or of another kind: a
+``TrialKind`` builds the runner of its trials on the data (the ML model search scores a
+model's parameters by cross-validation).
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, Protocol
 
 import ray
 
@@ -21,18 +25,37 @@ from raytrader.orchestrator.heap import keep_freed_memory
 _RUNNERS_KEPT = 2
 
 
+class TrialEvaluator(Protocol):
+    def evaluate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A trial's record: key, params, metrics (the objective among them), seconds."""
+        ...
+
+
+class TrialKind(Hashable, Protocol):
+    """Trials other than an agent's backtests; hashable (workers keep a runner per kind)."""
+
+    def make_runner(self, data: Any) -> TrialEvaluator: ...
+
+
 @ray.remote(num_cpus=1, max_restarts=-1)
 class SweepWorker:
     def __init__(self) -> None:
         keep_freed_memory()
-        self._runners: OrderedDict[tuple[str, TrialSetup], TrialRunner] = OrderedDict()
+        self._runners: OrderedDict[tuple[str, Hashable], TrialEvaluator] = OrderedDict()
         self._node = ray.get_runtime_context().get_node_id()
 
-    def _runner(self, data_ref: list[ray.ObjectRef[Any]], setup: TrialSetup) -> TrialRunner:
+    def _runner(
+        self, data_ref: list[ray.ObjectRef[Any]], setup: TrialSetup | TrialKind
+    ) -> TrialEvaluator:
         key = (data_ref[0].hex(), setup)
         runner = self._runners.get(key)
         if runner is None:
-            runner = TrialRunner(ray.get(data_ref[0]), setup)
+            data = ray.get(data_ref[0])
+            runner = (
+                TrialRunner(data, setup)
+                if isinstance(setup, TrialSetup)
+                else setup.make_runner(data)
+            )
             self._runners[key] = runner
             while len(self._runners) > _RUNNERS_KEPT:
                 self._runners.popitem(last=False)
@@ -42,7 +65,7 @@ class SweepWorker:
     def run(
         self,
         data_ref: list[ray.ObjectRef[Any]],  # in a list so Ray passes the reference, not the data
-        setup: TrialSetup,
+        setup: TrialSetup | TrialKind,
         chunk: Sequence[Mapping[str, Any]],
     ) -> list[dict[str, Any]]:
         runner = self._runner(data_ref, setup)
@@ -58,14 +81,18 @@ class SweepWorker:
 
 class SweepPool:
     """``size`` workers (at most one per CPU of the cluster) spread over its nodes; reused by
-    every sweep of a process."""
+    every sweep of a process. ``env`` sets environment variables in the workers (e.g. the
+    data directory whose model registry an ML agent reads)."""
 
-    def __init__(self, size: int | None = None) -> None:
+    def __init__(self, size: int | None = None, env: Mapping[str, str] | None = None) -> None:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         # A worker holds a CPU: more workers than CPUs would wait forever to be placed.
         self.size = min(size or cpus, cpus)
+        options: dict[str, Any] = {"scheduling_strategy": "SPREAD"}
+        if env:
+            options["runtime_env"] = {"env_vars": dict(env)}
         self.workers = [
-            SweepWorker.options(scheduling_strategy="SPREAD").remote()  # type: ignore[attr-defined]
+            SweepWorker.options(**options).remote()  # type: ignore[attr-defined]
             for _ in range(self.size)
         ]
 

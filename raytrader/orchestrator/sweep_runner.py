@@ -5,6 +5,10 @@ Store layout: namespace ``sweeps`` holds one record per sweep (config, status, p
 best); ``sweep-trials:{id}`` holds one record per finished trial, keyed by ``trial_key``. A
 sweep started again with the same id (by default derived from its config) runs only the
 trials that are not recorded yet.
+
+The config is a ``SweepConfig`` (backtests of an agent's parameters) or any ``SweepPlan``
+that brings its own trial kind (the ML model search: a model's parameters scored by
+cross-validation).
 """
 
 from __future__ import annotations
@@ -12,21 +16,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import pandas as pd
 import ray
 import structlog
 
 from raytrader.backtesting.proposers import Proposer, make_proposer, objective_value
-from raytrader.backtesting.sweep_config import SweepConfig
+from raytrader.backtesting.search_space import Dimension, SearchSpace
+from raytrader.backtesting.sweep_config import SearchSpec, SweepConfig
 from raytrader.backtesting.sweep_report import best_record, json_safe, ranked_table
 from raytrader.backtesting.trials import TrialSetup
 from raytrader.data.market_data import MarketData
-from raytrader.orchestrator.sweep_pool import SweepPool
+from raytrader.orchestrator.sweep_pool import SweepPool, TrialKind
 from raytrader.state.stores import StateStore
 
 log = structlog.get_logger(__name__)
@@ -36,17 +41,43 @@ _IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between chunks
 _CHUNK_SECONDS = 0.5
 
 
+class SweepPlan(Protocol):
+    """What the runner reads of its config (``SweepConfig`` has it all)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def space(self) -> Mapping[str, Dimension]: ...
+    @property
+    def search(self) -> SearchSpec: ...
+    @property
+    def objective(self) -> str: ...
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]: ...
+    @property
+    def workers(self) -> int | None: ...
+    @property
+    def chunk_size(self) -> int | None: ...
+
+    def search_space(self) -> SearchSpace: ...
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+    def model_dump_json(self, *, exclude: set[str] | None = ...) -> str: ...
+
+
+PlanT = TypeVar("PlanT", bound=SweepPlan)
+
+
 def trials_namespace(sweep_id: str) -> str:
     return f"sweep-trials:{sweep_id}"
 
 
-def config_digest(config: SweepConfig) -> str:
+def config_digest(config: SweepPlan) -> str:
     """What identifies the trials of a config: everything but how they are scheduled."""
     text = config.model_dump_json(exclude={"workers", "chunk_size", "name"})
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:10]
 
 
-def default_sweep_id(config: SweepConfig) -> str:
+def default_sweep_id(config: SweepPlan) -> str:
     return f"{config.name}-{config_digest(config)}"
 
 
@@ -79,9 +110,9 @@ class SweepProgress:
 
 
 @dataclass
-class SweepOutcome:
+class SweepOutcome(Generic[PlanT]):
     sweep_id: str
-    config: SweepConfig
+    config: PlanT
     table: pd.DataFrame
     best: dict[str, Any] | None
     summary: dict[str, Any] = field(default_factory=dict)
@@ -102,7 +133,7 @@ def trial_setup(config: SweepConfig) -> TrialSetup:
     )
 
 
-def _chunk_size(config: SweepConfig, left: int, workers: int, trial_s: float | None) -> int:
+def _chunk_size(config: SweepPlan, left: int, workers: int, trial_s: float | None) -> int:
     """Trials in the next chunk: ``chunk_size`` if set, else guided by what is left.
 
     Chunks shrink as the sweep nears its end (a share of the trials left per worker), so the
@@ -117,20 +148,28 @@ def _chunk_size(config: SweepConfig, left: int, workers: int, trial_s: float | N
     return max(1, min(cap, left // (workers * 3)))
 
 
-class SweepRunner:
-    """Runs one sweep; ``run`` returns the ranked outcome (or raises ``SweepCancelled``)."""
+class SweepRunner(Generic[PlanT]):
+    """Runs one sweep; ``run`` returns the ranked outcome (or raises ``SweepCancelled``).
+
+    A config other than a ``SweepConfig`` brings its ``trials`` (what the workers run) and
+    its ``data`` (any picklable object its trial kind reads).
+    """
 
     def __init__(
         self,
-        config: SweepConfig,
+        config: PlanT,
         store: StateStore,
         pool: SweepPool,
         *,
         sweep_id: str | None = None,
-        data: MarketData | None = None,
+        data: MarketData | Any | None = None,
         on_progress: Callable[[SweepProgress], None] | None = None,
         cancel: asyncio.Event | None = None,
+        trials: TrialKind | None = None,
     ) -> None:
+        if not isinstance(config, SweepConfig) and (trials is None or data is None):
+            raise TypeError(f"a {type(config).__name__} sweep needs its trials and data")
+        self.trials = trials
         self.config = config
         self.store = store
         self.pool = pool
@@ -176,7 +215,7 @@ class SweepRunner:
                     "value": value,
                 }
 
-    async def run(self) -> SweepOutcome:
+    async def run(self) -> SweepOutcome[PlanT]:
         cfg = self.config
         done = await self._load_done()
         space = cfg.search_space()
@@ -191,10 +230,14 @@ class SweepRunner:
         await self._put_status("running", done=resumed, total=total, best=self._best)
         log.info("sweep started", sweep=self.sweep_id, total=total, resumed=resumed)
 
-        data = self.data if self.data is not None else cfg.data.load()
+        data = self.data
+        if data is None and isinstance(cfg, SweepConfig):
+            data = cfg.data.load()
         data_ref = [ray.put(data)]  # once; every worker reads the same object
         del data
-        setup = trial_setup(cfg)
+        setup: Hashable | None = self.trials
+        if setup is None and isinstance(cfg, SweepConfig):
+            setup = trial_setup(cfg)
         workers = self.pool.workers[: cfg.workers or self.pool.size]
         submitted = chunks = 0
         t0 = time.perf_counter()
