@@ -20,6 +20,7 @@ from raytrader.backtesting.engine import BacktestEngine
 from raytrader.data.market_data import MarketData
 from raytrader.domain import Signal
 from raytrader.rl.config import TradingEnvConfig, decode_action, target_signals
+from raytrader.rl.registry import PolicyRegistry
 from raytrader.state.metrics import Metrics, compute_metrics, periods_per_year
 
 __all__ = ["PolicyEvaluation", "evaluate_policy"]
@@ -99,13 +100,15 @@ def evaluate_policy(
     n_random: int = 5,
     seed: int = 0,
     trade_in_sample: bool = False,
+    registry: PolicyRegistry | None = None,
 ) -> PolicyEvaluation:
-    """Backtest policy ``model`` (from the policy registry) on ``data`` against buy-and-hold
-    and ``n_random`` seeded random policies; all start at the policy's first tradable bar."""
-    from raytrader.agents.rl_agent import RLAgent
+    """Backtest policy ``model`` (from ``registry``, by default the policy registry) on
+    ``data`` against buy-and-hold and ``n_random`` seeded random policies; all start at the
+    policy's first tradable bar."""
     from raytrader.rl.env import TradingEnv
+    from raytrader.rl.infer import policy_agent
 
-    agent = RLAgent(model=model, version=version, trade_in_sample=trade_in_sample)
+    agent = policy_agent(model, version, trade_in_sample, registry)
     cfg = agent.env_config
     live = agent.indicators(data)["rl_live"][0] > 0
     env = TradingEnv(data, cfg)  # its start is the first bar with a full observation

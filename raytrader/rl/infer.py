@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from raytrader.data.market_data import MarketData
 
-__all__ = ["PolicyTarget", "infer_targets"]
+if TYPE_CHECKING:
+    from raytrader.agents.rl_agent import RLAgent
+    from raytrader.rl.registry import PolicyRegistry
+
+__all__ = ["PolicyTarget", "infer_targets", "policy_agent"]
 
 
 class PolicyTarget(BaseModel):
@@ -22,19 +27,42 @@ class PolicyTarget(BaseModel):
     target_weight: float
 
 
+def policy_agent(
+    model: str,
+    version: int | None = None,
+    trade_in_sample: bool = False,
+    registry: PolicyRegistry | None = None,
+) -> RLAgent:
+    """The ``rl`` agent of a policy; from ``registry`` when given (an app's own data
+    directory), else from the default registry the agent reads in sessions. Raises
+    ``ModelNotFoundError`` for an unknown policy or version."""
+    from raytrader.agents.rl_agent import RLAgent, RLAgentParams
+
+    if registry is None:
+        return RLAgent(model=model, version=version, trade_in_sample=trade_in_sample)
+    loaded = registry.load(model, version)
+    # The params' own check reads the default registry: the policy was just loaded from
+    # another one, so they are built unchecked and the agent is handed the loaded policy.
+    params = RLAgentParams.model_construct(
+        model=model, version=loaded.record.version, trade_in_sample=trade_in_sample
+    )
+    agent = RLAgent(params)
+    agent._loaded = loaded
+    return agent
+
+
 def infer_targets(
     data: MarketData,
     model: str,
     version: int | None = None,
     limit: int | None = None,
     trade_in_sample: bool = True,
+    registry: PolicyRegistry | None = None,
 ) -> list[PolicyTarget]:
     """The policy's target weights per bar and symbol (deterministic actions, its own
     simulated account from the first bar with a full observation), the last ``limit`` bars.
     In-sample bars are included by default: inference answers what the policy does there."""
-    from raytrader.agents.rl_agent import RLAgent
-
-    agent = RLAgent(model=model, version=version, trade_in_sample=trade_in_sample)
+    agent = policy_agent(model, version, trade_in_sample, registry)
     votes = agent.scores(data) * agent.env_config.max_weight
     rows = [
         PolicyTarget(ts=data.ts(i), symbol=s, target_weight=float(votes[j, i]))

@@ -25,6 +25,7 @@ from raytrader.orchestrator.api import (
     portfolio,
     regime,
     risk,
+    rl,
     strategy,
     trading,
 )
@@ -97,6 +98,7 @@ def create_app(
         app.include_router(router.router)
     app.include_router(ml.router)
     app.include_router(regime.router)
+    app.include_router(rl.router)
 
     @app.exception_handler(SessionError)
     async def session_error(_: Request, exc: SessionError) -> JSONResponse:
