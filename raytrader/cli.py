@@ -18,6 +18,7 @@ from raytrader.backtesting.config import AgentSpec, BacktestConfig, ConfigError,
 from raytrader.backtesting.report import write_run
 from raytrader.backtesting.result import BacktestResult
 from raytrader.backtesting.runner import run_backtest
+from raytrader.cli_data import data_app
 from raytrader.cli_sweep import sweep
 from raytrader.cli_train import train_app
 from raytrader.data.spec import DataSpec
@@ -214,6 +215,7 @@ def report(
 
 app.command()(sweep)
 app.add_typer(train_app, name="train")
+app.add_typer(data_app, name="data")
 
 
 if __name__ == "__main__":

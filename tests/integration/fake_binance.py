@@ -204,7 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*fault)
             return
         if endpoint == "exchangeInfo":
-            self._send(200, {"timezone": "UTC", "serverTime": srv.clock.ms, "symbols": MARKETS})
+            # Spot markets only: the derivatives APIs (fapi, dapi) list none.
+            markets = MARKETS if path.startswith("/api/v3/") else []
+            self._send(200, {"timezone": "UTC", "serverTime": srv.clock.ms, "symbols": markets})
         elif endpoint == "klines":
             if srv.delay:
                 time.sleep(srv.delay)
