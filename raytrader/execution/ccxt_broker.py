@@ -25,6 +25,7 @@ The rules it keeps:
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -134,11 +135,32 @@ def make_trading_exchange(
     if credentials is not None:
         config.update(credentials.ccxt_config())
     exchange = getattr(ccxt_async, exchange_id)(config)
+    _strict_json(exchange)
     if sandbox:
         exchange.set_sandbox_mode(True)
     if api_urls:
         _point_at(exchange, api_urls)
     return exchange
+
+
+def _strict_json(exchange: Any) -> None:
+    """Make a malformed JSON answer an error: ccxt parses it to None and carries on with an
+    empty book, an empty balance or an order without id, which would read as real data."""
+    original = exchange.on_rest_response
+
+    def on_rest_response(code: Any, why: Any, url: str, method: str, *rest: Any) -> Any:
+        body = original(code, why, url, method, *rest)
+        if 200 <= int(code) < 300 and isinstance(body, str) and body[:1] in ("{", "["):
+            try:
+                json.loads(body)
+            except ValueError:
+                where = url.split("?", 1)[0]
+                raise ccxt.BadResponse(
+                    f"malformed JSON in the answer to {method} {where}"
+                ) from None
+        return body
+
+    exchange.on_rest_response = on_rest_response
 
 
 def _point_at(exchange: Any, api_urls: Mapping[str, str]) -> None:
