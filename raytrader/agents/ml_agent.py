@@ -17,6 +17,7 @@ from raytrader.data.market_data import FloatArray, MarketData
 from raytrader.domain import Signal
 from raytrader.ml.features import FeatureConfig, build_features
 from raytrader.ml.registry import ModelNotFoundError, ModelRegistry, RegisteredModel
+from raytrader.ml.retrain import MIN_SAMPLES, fit_window, labels_of, refit_points
 
 
 class MLAgentParams(AgentParams):
@@ -46,16 +47,34 @@ class MLAgentParams(AgentParams):
     trade_in_sample: bool = Field(
         False, description="also trade bars up to the end of the model's training data"
     )
+    retrain_every: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="refit every this many bars on the last train_window bars (None: never)",
+    )
+    train_window: int | None = Field(
+        None, ge=20, le=100_000, description="bars a refit trains on (with retrain_every)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MLAgentParams:
         if self.exit_threshold > min(self.long_threshold, self.short_threshold):
             raise ValueError("exit_threshold must not exceed long_threshold and short_threshold")
+        if (self.retrain_every is None) != (self.train_window is None):
+            raise ValueError("retrain_every and train_window go together")
         try:  # a missing model is a config error, not a failure at the first bar
             registry = ModelRegistry()
             versions = registry.versions(self.model)
             if self.version is not None and self.version not in versions:
                 registry.metadata(self.model, self.version)
+            if self.train_window is not None:
+                horizon = int(registry.metadata(self.model, self.version).label_config["horizon"])
+                if self.train_window < horizon + MIN_SAMPLES:
+                    raise ValueError(
+                        f"train_window ({self.train_window}) must exceed the label horizon "
+                        f"({horizon}) by at least {MIN_SAMPLES} bars"
+                    )
         except ModelNotFoundError as exc:
             raise ValueError(str(exc)) from None
         return self
@@ -71,6 +90,15 @@ class MLAgent(Agent):
     Confidence sizing scales the weight linearly from 0 at probability 0.5 to ``max_weight``
     at ``full_size_at``; a new signal goes out only when the target moves by ``min_change``.
     By default nothing is traded up to the model's ``training_end``: those bars are in sample.
+
+    With ``retrain_every`` and ``train_window`` the registry version is a recipe (kind, params,
+    seed, features, labels): every ``retrain_every`` bars the agent refits it per symbol on the
+    last ``train_window`` bars, with the labels known by then (``raytrader.ml.retrain``), and
+    trades that model's predictions until the next refit. The first refit needs a full window
+    of features, so the warm-up grows by ``train_window`` bars; in a walk-forward the test run
+    starts that much earlier and the first refit falls on the test window's first bar. Refits
+    are deterministic (seeded) and kept per symbol and bar, so a session refits once per
+    scheduled bar; its state keeps the phase of the schedule.
     """
 
     name = "ml"
@@ -81,6 +109,8 @@ class MLAgent(Agent):
         super().__init__(params, **overrides)
         self._loaded: RegisteredModel | None = None
         self._targets: dict[str, float] = {}
+        self._refits: dict[tuple[str, pd.Timestamp], Any] = {}  # None: too few samples
+        self._last_refit: pd.Timestamp | None = None
 
     @property
     def loaded(self) -> RegisteredModel:
@@ -95,38 +125,79 @@ class MLAgent(Agent):
 
     @property
     def warmup(self) -> int:
-        return self.feature_config.warmup
+        window = self.params.train_window
+        return self.feature_config.warmup + (window - 1 if window is not None else 0)
+
+    @property
+    def refits(self) -> list[pd.Timestamp]:
+        """Bars at which a model was refitted, oldest first (over all symbols)."""
+        return sorted({ts for (_, ts), model in self._refits.items() if model is not None})
 
     def indicators(self, data: MarketData) -> dict[str, FloatArray]:
         """``p_up`` and ``p_down`` per symbol and bar (NaN before the warm-up and in sample)."""
+        if self.params.retrain_every is not None:
+            return self._refit_indicators(data)
         loaded = self.loaded
         cfg = self.feature_config
         columns = list(loaded.record.features)
-        classes = [int(c) for c in loaded.model.classes_]
         shape = (len(data.symbols), data.n_bars)
         p_up, p_down = np.full(shape, np.nan), np.full(shape, np.nan)
         for j in range(len(data.symbols)):
-            frame = pd.DataFrame(
-                {
-                    "high": data.high[j],
-                    "low": data.low[j],
-                    "close": data.close[j],
-                    "volume": data.volume[j],
-                },
-                index=data.index,
-            )
-            X = build_features(frame, cfg)[columns]
+            X = build_features(_frame(data, j), cfg)[columns]
             ok = X.notna().all(axis=1).to_numpy()
             if not ok.any():
                 continue
-            proba = loaded.model.predict_proba(X[ok])
-            p_up[j, ok] = proba[:, classes.index(1)] if 1 in classes else 0.0
-            p_down[j, ok] = proba[:, classes.index(-1)] if -1 in classes else 0.0
+            p_up[j, ok], p_down[j, ok] = _up_down(loaded.model, X[ok])
         end = loaded.record.training_end
         if not self.params.trade_in_sample and end is not None:
             in_sample = np.asarray(data.index <= pd.Timestamp(end))
             p_up[:, in_sample] = np.nan
             p_down[:, in_sample] = np.nan
+        return {"p_up": p_up, "p_down": p_down}
+
+    def _refit_indicators(self, data: MarketData) -> dict[str, FloatArray]:
+        """Predictions of the models refitted on the rolling window (see the class docs)."""
+        every, window = self.params.retrain_every, self.params.train_window
+        assert every is not None and window is not None
+        record = self.loaded.record
+        cfg = self.feature_config
+        columns = list(record.features)
+        drop_flat = bool(record.label_config.get("drop_flat", False))
+        index = data.index
+        anchor = None
+        if self._last_refit is not None:
+            pos = int(index.searchsorted(self._last_refit))
+            anchor = pos if pos < len(index) and index[pos] == self._last_refit else None
+        points = refit_points(data.n_bars, self.warmup, every, anchor)
+        shape = (len(data.symbols), data.n_bars)
+        p_up, p_down = np.full(shape, np.nan), np.full(shape, np.nan)
+        kept: dict[tuple[str, pd.Timestamp], Any] = {}
+        for j, symbol in enumerate(data.symbols):
+            frame = _frame(data, j)
+            X = build_features(frame, cfg)[columns]
+            labels = None
+            model = None
+            for k, t in enumerate(points):
+                key = (symbol, index[t])
+                if key not in self._refits:
+                    if labels is None:
+                        labels = labels_of(frame["close"], record.label_config)
+                    self._refits[key] = fit_window(
+                        X, labels, int(t), window, kind=record.kind, params=record.params,
+                        seed=record.seed, drop_flat=drop_flat,
+                    )  # fmt: skip
+                kept[key] = self._refits[key]
+                model = kept[key] if kept[key] is not None else model  # else: the last one
+                stop = int(points[k + 1]) if k + 1 < len(points) else data.n_bars
+                rows = X.iloc[int(t) : stop]
+                ok = rows.notna().all(axis=1).to_numpy()
+                if model is None or not ok.any():
+                    continue
+                cols = np.flatnonzero(ok) + int(t)
+                p_up[j, cols], p_down[j, cols] = _up_down(model, rows[ok])
+        self._refits = kept  # models of bars no longer in the data are dropped
+        if len(points):
+            self._last_refit = index[int(points[-1])]
         return {"p_up": p_up, "p_down": p_down}
 
     def active_bars(
@@ -178,7 +249,34 @@ class MLAgent(Agent):
         return out
 
     def get_state(self) -> dict[str, Any]:
-        return {"targets": dict(self._targets)}
+        state: dict[str, Any] = {"targets": dict(self._targets)}
+        if self._last_refit is not None:
+            state["last_refit"] = self._last_refit.isoformat()
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._targets = {str(k): float(v) for k, v in state.get("targets", {}).items()}
+        last = state.get("last_refit")
+        self._last_refit = pd.Timestamp(last) if last is not None else None
+
+
+def _frame(data: MarketData, j: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "high": data.high[j],
+            "low": data.low[j],
+            "close": data.close[j],
+            "volume": data.volume[j],
+        },
+        index=data.index,
+    )
+
+
+def _up_down(model: Any, X: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+    """P(up) and P(down) of each row (0 for a class the model never saw)."""
+    proba = model.predict_proba(X)
+    classes = [int(c) for c in model.classes_]
+    zero = np.zeros(len(X))
+    up = proba[:, classes.index(1)] if 1 in classes else zero
+    down = proba[:, classes.index(-1)] if -1 in classes else zero
+    return np.asarray(up, dtype=np.float64), np.asarray(down, dtype=np.float64)
