@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -42,7 +43,7 @@ from raytrader.domain import Fill, Order, OrderState, OrderStatus, OrderType, Si
 from raytrader.domain.codec import state_from_dict, state_to_dict, to_dict
 from raytrader.execution.exchange_errors import Action, BrokerPaused, classify, is_duplicate, reason
 from raytrader.execution.market_rules import MarketLimits, exchange_client_id, limit_refusal
-from raytrader.secrets import ExchangeCredentials
+from raytrader.secrets import ExchangeCredentials, redact
 from raytrader.state.stores.base import JournalEntry, StateStore
 
 __all__ = [
@@ -136,11 +137,38 @@ def make_trading_exchange(
         config.update(credentials.ccxt_config())
     exchange = getattr(ccxt_async, exchange_id)(config)
     _strict_json(exchange)
+    if credentials is not None:
+        _LOG_REDACTOR.secrets.update(credentials.values())
     if sandbox:
         exchange.set_sandbox_mode(True)
     if api_urls:
         _point_at(exchange, api_urls)
     return exchange
+
+
+class _Redactor(logging.Filter):
+    """Masks credentials in ccxt's log records: at debug level ccxt logs every request with
+    its headers (the API key) and every answer (which may echo it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            clean = redact(text, sorted(self.secrets))
+            if clean != text:
+                record.msg, record.args = clean, None
+        return True
+
+
+_LOG_REDACTOR = _Redactor()
+# ccxt logs through this logger (its base class); quiet below INFO unless asked otherwise.
+_CCXT_LOG = logging.getLogger("ccxt.base.exchange")
+_CCXT_LOG.addFilter(_LOG_REDACTOR)
+if _CCXT_LOG.level == logging.NOTSET:
+    _CCXT_LOG.setLevel(logging.INFO)
 
 
 def _strict_json(exchange: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -69,11 +70,17 @@ class SessionConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _paper_only(self) -> SessionConfig:
+    def _live_needs_opt_in(self) -> SessionConfig:
+        # Live trading is opted into by whoever runs the server, never by a request alone.
         if self.mode == "live":
+            if os.environ.get("RAYTRADER_ALLOW_LIVE") != "1":
+                raise ValueError(
+                    "mode 'live' sends real orders and needs an explicit opt-in: start the "
+                    "server with RAYTRADER_ALLOW_LIVE=1"
+                )
             raise ValueError(
-                "mode 'live' needs a live broker and RAYTRADER_ALLOW_LIVE=1; this server "
-                "runs paper sessions only"
+                "mode 'live' is allowed here (RAYTRADER_ALLOW_LIVE=1), but sessions run the "
+                "paper broker only so far; trade live through raytrader.execution.ccxt_broker"
             )
         return self
 
