@@ -18,12 +18,13 @@ aggregated to ``timeframe`` when given; a bar before the classifier's warm-up ha
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from raytrader.ml.regime import (
@@ -189,6 +190,21 @@ StartQ = Annotated[UtcTime | None, Query(description="first bar at or after")]
 EndQ = Annotated[UtcTime | None, Query(description="bars before")]
 
 
+@dataclass(frozen=True)
+class Classified:
+    """A symbol's bars and each dimension's regimes, as the GET routes' query selects."""
+
+    symbol: str
+    method: Method
+    frame: pd.DataFrame
+    regimes: dict[str, RegimeResult]
+
+    @property
+    def last_ts(self) -> datetime:
+        ts: datetime = self.frame.index[-1].to_pydatetime()
+        return ts
+
+
 def _load(
     symbol: str,
     source: Source,
@@ -196,7 +212,7 @@ def _load(
     end: datetime | None,
     timeframe: str | None,
     method: Method,
-) -> tuple[pd.DataFrame, dict[str, RegimeResult]]:
+) -> Classified:
     if symbol not in bundled_frames(source):
         have = ", ".join(sorted(bundled_frames(source)))
         raise HTTPException(404, f"unknown symbol {symbol!r} in {source} (have {have})")
@@ -207,68 +223,60 @@ def _load(
     frame = load_frame(data, ("query",))
     if len(frame) == 0:
         raise field_error(("query", "start"), "no bars in the selected range")
-    return frame, classify_frame(frame, method)
+    return Classified(symbol, method, frame, classify_frame(frame, method))
 
 
-@router.get("/current/{symbol:path}", response_model=CurrentOut)
-async def current(
+async def _classified(
     symbol: SymbolPath,
     source: SourceQ = "universe_daily",
     method: MethodQ = "rules",
     timeframe: TimeframeQ = None,
     start: StartQ = None,
     end: EndQ = None,
-) -> CurrentOut:
+) -> Classified:
+    return await asyncio.to_thread(_load, symbol, source, start, end, timeframe, method)
+
+
+ClassifiedQ = Annotated[Classified, Depends(_classified)]
+
+
+@router.get("/current/{symbol:path}", response_model=CurrentOut)
+async def current(c: ClassifiedQ) -> CurrentOut:
     """Each dimension's state and confidence at the symbol's last bar."""
-    frame, res = await asyncio.to_thread(_load, symbol, source, start, end, timeframe, method)
     return CurrentOut(
-        symbol=symbol,
-        method=method,
-        ts=frame.index[-1].to_pydatetime(),
-        regimes={k: _state_at(r, -1) for k, r in res.items()},
+        symbol=c.symbol,
+        method=c.method,
+        ts=c.last_ts,
+        regimes={k: _state_at(r, -1) for k, r in c.regimes.items()},
     )
 
 
 @router.get("/confidence/{symbol:path}", response_model=ConfidenceOut)
-async def confidence(
-    symbol: SymbolPath,
-    source: SourceQ = "universe_daily",
-    method: MethodQ = "rules",
-    timeframe: TimeframeQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-) -> ConfidenceOut:
+async def confidence(c: ClassifiedQ) -> ConfidenceOut:
     """Each dimension's probability of every state at the symbol's last bar."""
-    frame, res = await asyncio.to_thread(_load, symbol, source, start, end, timeframe, method)
     return ConfidenceOut(
-        symbol=symbol,
-        method=method,
-        ts=frame.index[-1].to_pydatetime(),
-        probabilities={k: _proba_at(r, -1) for k, r in res.items()},
+        symbol=c.symbol,
+        method=c.method,
+        ts=c.last_ts,
+        probabilities={k: _proba_at(r, -1) for k, r in c.regimes.items()},
     )
 
 
 @router.get("/history/{symbol:path}", response_model=HistoryOut)
 async def history(
-    symbol: SymbolPath,
-    source: SourceQ = "universe_daily",
-    method: MethodQ = "rules",
-    timeframe: TimeframeQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
+    c: ClassifiedQ,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="latest transitions")] = 100,
 ) -> HistoryOut:
     """Each dimension's latest transitions and the share of bars spent in each state."""
-    frame, res = await asyncio.to_thread(_load, symbol, source, start, end, timeframe, method)
     shares: dict[str, dict[str, float]] = {}
-    for k, r in res.items():
+    for k, r in c.regimes.items():
         counts = r.label.dropna().value_counts(normalize=True)
         shares[k] = {s: float(counts.get(s, 0.0)) for s in r.states}
     return HistoryOut(
-        symbol=symbol,
-        method=method,
-        bars=len(frame),
-        transitions={k: _transitions(r, limit) for k, r in res.items()},
+        symbol=c.symbol,
+        method=c.method,
+        bars=len(c.frame),
+        transitions={k: _transitions(r, limit) for k, r in c.regimes.items()},
         time_in_state=shares,
     )
 
