@@ -66,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.requests.append(("POST", self.path))
         self._send({"code": -2015, "msg": "paper sessions must not trade"}, 401)
 
+    do_PUT = do_POST
     do_DELETE = do_POST
 
     def do_GET(self) -> None:
@@ -168,6 +169,15 @@ async def test_paper_session_trades_live_bars_and_sends_no_order(
         assert f["price"] == price(ts_ms)
     bars = sorted(run.equity)
     assert bars == list(range(bars[0], bars[-1] + 1))  # every bar once, in order
+    # The session placed orders and the paper broker filled them ...
+    orders = await manager.orders(sid)
+    filled = [o for o in orders if o.get("status") == "filled"]
+    assert len(filled) >= 2, orders
+    assert {f["client_order_id"] for f in fills} <= {o["order"]["client_order_id"] for o in filled}
+    # ... while the exchange only ever served public market data: no order was sent (no POST,
+    # PUT or DELETE, no order, open-order or account endpoint).
     with exchange.lock:
-        assert not [r for r in exchange.requests if r[0] != "GET"]
-        assert any(path.endswith("/klines") for _, path in exchange.requests)
+        requests = list(exchange.requests)
+    assert {method for method, _ in requests} == {"GET"}
+    # (ccxt loads the spot and the derivatives markets: /api/v3, /fapi/v1, /dapi/v1)
+    assert {path.rsplit("/", 1)[-1] for _, path in requests} == {"exchangeInfo", "klines"}
