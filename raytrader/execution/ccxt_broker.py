@@ -43,6 +43,7 @@ from raytrader.domain import Fill, Order, OrderState, OrderStatus, OrderType, Si
 from raytrader.domain.codec import state_from_dict, state_to_dict, to_dict
 from raytrader.execution.exchange_errors import Action, BrokerPaused, classify, is_duplicate, reason
 from raytrader.execution.market_rules import MarketLimits, exchange_client_id, limit_refusal
+from raytrader.execution.routing import Level
 from raytrader.secrets import ExchangeCredentials, redact
 from raytrader.state.stores.base import JournalEntry, StateStore
 
@@ -53,6 +54,7 @@ __all__ = [
     "CcxtBrokerConfig",
     "Reconciliation",
     "make_trading_exchange",
+    "public_books",
 ]
 
 log = structlog.get_logger("raytrader.execution.ccxt_broker")
@@ -228,6 +230,7 @@ class CcxtBroker:
         config: CcxtBrokerConfig | None = None,
         clock: Callable[[], datetime] = _now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        taker_fee: float | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = store
@@ -236,6 +239,7 @@ class CcxtBroker:
         self.clock = clock
         self.sleep = sleep
         self.paused = ""  # the reason the broker stopped sending orders, "" while it runs
+        self.fee = taker_fee  # the account's taker fee; None: the market's, as ccxt has it
         self._secrets = [s for s in secrets if s]
         self._orders: dict[str, _Live] = {}
         self._fills: list[Fill] = []  # fills booked since the last drain_fills
@@ -321,6 +325,9 @@ class CcxtBroker:
         )
 
     def taker_fee(self, symbol: str) -> float:
+        """The fee rate a taker order pays (routing compares prices after it)."""
+        if self.fee is not None:
+            return self.fee
         fee = self.exchange.market(symbol).get("taker")
         return float(fee) if fee is not None else 0.0
 
@@ -598,6 +605,22 @@ class CcxtBroker:
         if not self.paused:
             log.error("broker paused", reason=why)
         self.paused = why
+
+
+def public_books(
+    exchange: ccxt_async.Exchange,
+) -> Callable[[str, int], Awaitable[tuple[list[Level], list[Level]]]]:
+    """A reader of a venue's public order books, (bids, asks) best first: what a paper venue
+    quotes from (no keys needed, no order ever sent)."""
+
+    async def read(symbol: str, depth: int) -> tuple[list[Level], list[Level]]:
+        book = await exchange.fetch_order_book(symbol, depth)
+        return (
+            [(float(p), float(s)) for p, s, *_ in book["bids"]],
+            [(float(p), float(s)) for p, s, *_ in book["asks"]],
+        )
+
+    return read
 
 
 def _readable(raw: Any) -> dict[str, Any]:

@@ -77,7 +77,12 @@ async def make_broker(store: SqliteStore) -> AsyncIterator[MakeBroker]:
             rate_limit=False,  # local server: no need to space requests by Binance's weights
         )
         broker = CcxtBroker(
-            exchange, kwargs.pop("store", store), account, secrets=creds.values(), config=config
+            exchange,
+            kwargs.pop("store", store),
+            account,
+            secrets=creds.values(),
+            config=config,
+            **kwargs,
         )
         made.append(broker)
         return broker
