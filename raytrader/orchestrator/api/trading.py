@@ -357,30 +357,48 @@ async def smart_trade(req: SmartTradeRequest, mgr: Manager, response: Response) 
     if req.source == "ensemble":
         return await _ensemble_trade(req, mgr, response)
     assert req.side is not None and req.quantity is not None  # the validators see to it
-    trade = control.SmartTrade(
-        entry=control.ManualOrder(
-            client_order_id=req.client_order_id or f"api-{uuid.uuid4().hex[:16]}",
-            symbol=req.symbol,
-            side=req.side,
-            quantity=req.quantity,
-            type=req.type,
-            limit_price=req.limit_price,
-            time_in_force=req.time_in_force,
-            tag=req.tag,
-        ),
-        take_profit=req.take_profit,
-        stop_loss=req.stop_loss,
-        trail_percent=req.trail_percent,
-        trail_amount=req.trail_amount,
+    entry = control.ManualOrder(
+        client_order_id=req.client_order_id or f"api-{uuid.uuid4().hex[:16]}",
+        symbol=req.symbol,
+        side=req.side,
+        quantity=req.quantity,
+        type=req.type,
+        limit_price=req.limit_price,
+        time_in_force=req.time_in_force,
+        tag=req.tag,
     )
-    states, created = await control.submit_smart_trade(mgr, req.session_id, trade)
+    return await _place(req, mgr, response, entry)
+
+
+async def _place(
+    req: SmartTradeRequest,
+    mgr: Manager,
+    response: Response,
+    entry: control.ManualOrder,
+    reasoning: EnsembleReasoning | None = None,
+) -> SmartTradeOut:
+    """Submit ``entry`` with the request's exits (a plain order when it has none)."""
+    exits = (req.take_profit, req.stop_loss, req.trail_percent, req.trail_amount)
+    if all(x is None for x in exits):
+        state, created = await control.submit_order(mgr, req.session_id, entry)
+        states = [state]
+    else:
+        trade = control.SmartTrade(
+            entry=entry,
+            take_profit=req.take_profit,
+            stop_loss=req.stop_loss,
+            trail_percent=req.trail_percent,
+            trail_amount=req.trail_amount,
+        )
+        states, created = await control.submit_smart_trade(mgr, req.session_id, trade)
     if not created:
         response.status_code = 200
     return SmartTradeOut(
         session_id=req.session_id,
         created=created,
         entry=OrderOut.of(states[0]),
-        exits=[ExitOut.of_exit(s) for s in states[1:]],
+        exits=[ExitOut.of_exit(st) for st in states[1:]],
+        reasoning=reasoning,
     )
 
 
@@ -472,25 +490,4 @@ async def _ensemble_trade(
         time_in_force=req.time_in_force,
         tag="ensemble",
     )
-    exits = (req.take_profit, req.stop_loss, req.trail_percent, req.trail_amount)
-    if all(x is None for x in exits):
-        state, created = await control.submit_order(mgr, req.session_id, entry)
-        states = [state]
-    else:
-        trade = control.SmartTrade(
-            entry=entry,
-            take_profit=req.take_profit,
-            stop_loss=req.stop_loss,
-            trail_percent=req.trail_percent,
-            trail_amount=req.trail_amount,
-        )
-        states, created = await control.submit_smart_trade(mgr, req.session_id, trade)
-    if not created:
-        response.status_code = 200
-    return SmartTradeOut(
-        session_id=req.session_id,
-        created=created,
-        entry=OrderOut.of(states[0]),
-        exits=[ExitOut.of_exit(st) for st in states[1:]],
-        reasoning=reasoning,
-    )
+    return await _place(req, mgr, response, entry, reasoning)
