@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from raytrader.agents.ml_agent import MLAgent
 from raytrader.backtesting.engine import BacktestEngine
 from raytrader.backtesting.result import BacktestResult
 from raytrader.data.market_data import MarketData
+from raytrader.domain import Signal
 from raytrader.ml.features import FeatureConfig
 from raytrader.ml.registry import ModelRegistry
 from raytrader.ml.retrain import refit_points
@@ -26,7 +28,12 @@ FEATURES = FeatureConfig(vol_rank_window=50)
 SPEC = TrainSpec(kind="logistic", features=FEATURES, labels=LabelConfig(horizon=1), cv_splits=2)
 N_BARS, EVERY, WINDOW = 900, 150, 200
 WARMUP = FEATURES.warmup + WINDOW - 1
-PARAMS = {"model": "recipe", "retrain_every": EVERY, "train_window": WINDOW, "allow_short": True}
+PARAMS: dict[str, Any] = {
+    "model": "recipe",
+    "retrain_every": EVERY,
+    "train_window": WINDOW,
+    "allow_short": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,9 @@ def _registry(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 
 def _backtest(agent: MLAgent, frame: pd.DataFrame) -> BacktestResult:
-    return BacktestEngine(initial_cash=100_000.0).run(MarketData.from_frames({"AR": frame}), [agent])
+    return BacktestEngine(initial_cash=100_000.0).run(
+        MarketData.from_frames({"AR": frame}), [agent]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +139,7 @@ def test_session_with_a_restart_decides_as_the_backtest(
     account = AccountSnapshot(cash=100_000.0, equity_value=100_000.0, positions={})
     host = AgentHost([MLAgent(**PARAMS)], ["AR"])
     host.extend(data.slice(0, WARMUP))
-    live = []
+    live: list[Signal] = []
     for i in range(WARMUP, stop):
         if i == restart:  # a restarted session: a new agent, its state, the history reloaded
             state = host.state()

@@ -57,16 +57,16 @@ def test_bad_search_sections_name_the_problem(
 def test_grid_search_ranks_trials_by_their_cv_score(
     frame: pd.DataFrame, searched: tuple[TrainSpec, SearchResult]
 ) -> None:
-    spec, result = searched
+    _, result = searched
     table = result.table
     assert sorted(table["C"]) == [0.001, 0.1, 10.0] and result.fits == 9
     assert list(table["log_loss"]) == sorted(table["log_loss"])  # lower is better
     assert result.best is not None and result.best["params"] == {"C": table["C"][0]}
-    # A trial recomputed directly: train() with those params scores the same CV.
-    for _, row in table.iterrows():
-        direct = train(frame, TrainSpec(**BASE, params={"C": row["C"]}))
-        assert direct.info.cv_metrics["log_loss"] == pytest.approx(row["log_loss"], rel=1e-12)
-        assert direct.info.cv_metrics["accuracy"] == pytest.approx(row["accuracy"], rel=1e-12)
+    # A trial recomputed directly: train() with its params scores the same CV.
+    row = table.iloc[-1]
+    direct = train(frame, TrainSpec(**BASE, params={"C": row["C"]}))
+    assert direct.info.cv_metrics["log_loss"] == pytest.approx(row["log_loss"], rel=1e-12)
+    assert direct.info.cv_metrics["accuracy"] == pytest.approx(row["accuracy"], rel=1e-12)
 
 
 def test_train_with_a_search_saves_the_best_and_records_the_search(
@@ -85,20 +85,3 @@ def test_train_with_a_search_saves_the_best_and_records_the_search(
     assert search["method"] == "grid" and search["trials"] == 3 and search["ran_on"] == "local"
     assert search["best"]["params"] == result.best["params"]  # type: ignore[index]
     assert [row["rank"] for row in search["top"]] == [1, 2, 3]
-
-
-def test_random_search_is_seeded(frame: pd.DataFrame) -> None:
-    def run(seed: int) -> pd.DataFrame:
-        search = {
-            "space": {"C": {"low": 0.001, "high": 10.0, "log": True}},
-            "method": "random",
-            "n_trials": 2,
-            "seed": seed,
-        }
-        return search_local(frame, TrainSpec(**BASE, search=search)).table.drop(
-            columns="seconds"
-        )
-
-    first = run(1)
-    pd.testing.assert_frame_equal(first, run(1))
-    assert set(first["C"]) != set(run(2)["C"])
