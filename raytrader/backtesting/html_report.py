@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from raytrader.backtesting.report import equity_figure
 from raytrader.backtesting.sweep_report import plot_heatmap
 from raytrader.state.metrics import compute_metrics, periods_per_year
 
@@ -127,20 +128,7 @@ def _img(png_b64: str, alt: str) -> str:
 
 def equity_chart(equity: pd.Series, title: str = "") -> str:
     """Equity above drawdown, a base64 PNG."""
-    eq = equity.astype(float)
-    drawdown = eq / eq.cummax() - 1.0
-    fig, (ax_eq, ax_dd) = plt.subplots(
-        2, 1, figsize=(11, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
-    ax_eq.plot(eq.index, eq.to_numpy(), lw=1.0, color="tab:blue")
-    ax_eq.set_ylabel("equity")
-    ax_eq.set_title(title)
-    ax_eq.grid(alpha=0.3)
-    ax_dd.fill_between(drawdown.index, drawdown.to_numpy() * 100, 0, color="tab:red", alpha=0.4)
-    ax_dd.set_ylabel("drawdown %")
-    ax_dd.grid(alpha=0.3)
-    fig.tight_layout()
-    return _png(fig)
+    return _png(equity_figure(equity, title, height=5.5))
 
 
 def heatmap_png(table: pd.DataFrame, x: str, y: str, objective: str, title: str = "") -> str:

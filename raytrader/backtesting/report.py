@@ -9,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
 from raytrader.backtesting.config import BacktestConfig
 from raytrader.backtesting.result import BacktestResult
@@ -33,14 +35,14 @@ def write_run(
     return folder
 
 
-def plot_equity(result: BacktestResult, path: Path, title: str = "") -> None:
-    """Equity curve above its drawdown, one PNG."""
-    equity = result.equity
-    drawdown = equity / equity.cummax() - 1.0
+def equity_figure(equity: pd.Series, title: str = "", height: float = 6.0) -> Figure:
+    """Equity curve above its drawdown."""
+    eq = equity.astype(float)
+    drawdown = eq / eq.cummax() - 1.0
     fig, (ax_eq, ax_dd) = plt.subplots(
-        2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        2, 1, figsize=(11, height), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    ax_eq.plot(equity.index, equity.to_numpy(), lw=1.0, color="tab:blue")
+    ax_eq.plot(eq.index, eq.to_numpy(), lw=1.0, color="tab:blue")
     ax_eq.set_ylabel("equity")
     ax_eq.set_title(title)
     ax_eq.grid(alpha=0.3)
@@ -48,5 +50,11 @@ def plot_equity(result: BacktestResult, path: Path, title: str = "") -> None:
     ax_dd.set_ylabel("drawdown %")
     ax_dd.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_equity(result: BacktestResult, path: Path, title: str = "") -> None:
+    """Equity curve above its drawdown, one PNG."""
+    fig = equity_figure(result.equity, title)
     fig.savefig(path, dpi=110)
     plt.close(fig)

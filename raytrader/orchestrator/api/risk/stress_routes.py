@@ -59,21 +59,7 @@ router = APIRouter()
 
 
 def _summary(samples: npt.ArrayLike) -> PnLSummary:
-    d = PnLDistribution.from_samples(samples)
-    return PnLSummary(
-        n=d.n,
-        mean=d.mean,
-        std=d.std,
-        q01=d.q01,
-        q05=d.q05,
-        q50=d.q50,
-        q95=d.q95,
-        q99=d.q99,
-        var95=d.var95,
-        es95=d.es95,
-        var99=d.var99,
-        es99=d.es99,
-    )
+    return PnLSummary.model_validate(PnLDistribution.from_samples(samples), from_attributes=True)
 
 
 @dataclass(frozen=True)
