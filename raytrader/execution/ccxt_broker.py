@@ -523,10 +523,11 @@ class CcxtBroker:
 
     async def _apply(self, live: _Live, raw: Mapping[str, Any], why: str = "") -> None:
         """Book the exchange's view of an order: acceptance, new fills, its end."""
+        # Changes are stamped when we learn of them; a fill when the exchange says it traded
+        # (its last trade, else the order's time), since a restart may learn of it much later.
         ts = self.clock()
-        stamp = raw.get("timestamp") or raw.get("lastTradeTimestamp")
-        if isinstance(stamp, int | float):
-            ts = datetime.fromtimestamp(stamp / 1000, UTC)
+        stamp = raw.get("lastTradeTimestamp") or raw.get("timestamp")
+        traded = datetime.fromtimestamp(stamp / 1000, UTC) if isinstance(stamp, int | float) else ts
         state = live.state
         if raw.get("id") is not None:
             live.exchange_id = str(raw["id"])
@@ -550,7 +551,7 @@ class CcxtBroker:
                 quantity=delta,
                 price=price,
                 commission=max(0.0, fee_now - live.fee),
-                ts=ts,
+                ts=traded,
                 fill_id=f"{live.exchange_id}:{filled:.12g}",
             )
             live.fee = max(live.fee, fee_now)
