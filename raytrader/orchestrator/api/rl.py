@@ -26,14 +26,15 @@ import math
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 import ray
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from raytrader.data.market_data import MarketData
@@ -55,10 +56,20 @@ from raytrader.rl.registry import PolicyRegistry
 from raytrader.rl.run import split
 from raytrader.rl.training import Algo, RLTrainSpec
 
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    jobs: RLJobs | None = getattr(app.state, "rl_jobs", None)
+    if jobs is not None:  # a stopping server leaves no training running on the cluster
+        await jobs.shutdown()
+
+
 router = APIRouter(
     prefix="/api/rl",
     tags=["rl"],
     responses={**ERRORS, 429: {"description": "Too many training jobs; retry later"}},
+    lifespan=_lifespan,
 )
 
 JOB_ID_PATTERN = r"^rl-[0-9a-f]{12}$"
@@ -354,6 +365,15 @@ class RLJobs:
         self.jobs: dict[str, dict[str, Any]] = {}
         self._slot = asyncio.Semaphore(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: dict[str, Any] = {}  # job id -> its running Ray task's stream
+
+    async def shutdown(self) -> None:
+        """Cancel the running training (its Ray worker is killed) and the waiting jobs."""
+        for stream in self._streams.values():
+            ray.cancel(stream, force=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def unfinished(self) -> int:
         return sum(1 for j in self.jobs.values() if j["status"] in ("queued", "running"))
@@ -404,6 +424,7 @@ class RLJobs:
             try:
                 done: dict[str, Any] = {}
                 stream: Any = _train_task.remote(train, validation, spec)  # refs, streamed
+                self._streams[job["id"]] = stream
                 async for ref in stream:
                     kind, payload = await ref
                     if kind == "progress":
@@ -421,6 +442,8 @@ class RLJobs:
             except Exception as exc:  # a job's failure is its record, not the server's
                 job.update(status="failed", finished=_now(), error=_error_text(exc))
                 return
+            finally:
+                self._streams.pop(job["id"], None)
             evaluations = [
                 {"timestep": int(t), "mean_reward": finite(float(r))}
                 for t, r in done["evaluations"]
