@@ -188,7 +188,10 @@ def test_api_conforms_to_its_schema(api_schema: Any) -> None:
                 if label != GenerationMode.NEGATIVE.value:
                     raise
             except (Exception, BaseExceptionGroup) as exc:
-                failures.append(f"{operation.label} ({label}):\n{exc}")
+                # A flaky failure's message hides its cause: name the sub-exceptions too.
+                causes = exc.exceptions if isinstance(exc, BaseExceptionGroup) else ()
+                detail = "".join(f"\n  caused by {c!r}" for c in causes)
+                failures.append(f"{operation.label} ({label}):\n{exc}{detail}")
     assert not failures, "\n\n".join(failures)
     # The success paths were reached too, not only the 4xx ones.
     unreached = [
