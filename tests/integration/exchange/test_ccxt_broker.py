@@ -225,3 +225,24 @@ async def test_unsupported_orders_are_rejected_with_the_reason(
     assert "not supported" in stop.reason and "'day' is not supported" in day.reason
     assert "no such market" in nosym.reason
     assert posts(venue) == []
+
+
+async def test_partial_fills_are_booked_once_each_across_a_restart(
+    venue: FakeExchange, make_broker: MakeBroker, store: SqliteStore
+) -> None:
+    first = make_broker(venue)
+    await first.start()
+    # A limit buy of 7 at 100.5 takes the 5 offered at 100 and rests for the other 2.
+    state = await first.submit(order("part", 7.0, limit=100.5))
+    assert state.status is OrderStatus.PARTIALLY_FILLED and state.filled_quantity == 5.0
+    assert [(f.quantity, f.price) for f in first.drain_fills()] == [(5.0, 100.0)]
+    await first.close()
+
+    venue.fill_resting("part")
+    second = make_broker(venue)
+    report = await second.start()
+    assert [(f.quantity, f.price) for f in report.fills] == [(2.0, 100.5)]
+    final = second.order("part")
+    assert final.status is OrderStatus.FILLED
+    assert final.avg_fill_price == pytest.approx((5 * 100.0 + 2 * 100.5) / 7)
+    assert [e.key for e in await fills_in_journal(store)] == ["1:5", "1:7"]

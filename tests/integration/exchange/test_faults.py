@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from structlog.testing import capture_logs
 
-from raytrader.domain import Order, OrderStatus, Side
+from raytrader.domain import Order, OrderStatus, OrderType, Side
 from raytrader.execution.ccxt_broker import BrokerError, CcxtBrokerConfig
 from raytrader.state.stores.sqlite_store import SqliteStore
 from tests.integration.exchange.conftest import MakeBroker
@@ -117,3 +117,18 @@ async def test_reads_are_retried_through_429_and_5xx_and_fail_clearly_after(
     assert asks[0] == (100.0, 5.0)
     assert (await broker.balances())["BTC"] == (10.0, 10.0)
     assert sum(e == "depth" for _m, e, _q, _k in venue.requests) == 2
+
+
+async def test_a_cancel_whose_answer_is_lost_is_not_lost(
+    venue: FakeExchange, make_broker: MakeBroker
+) -> None:
+    venue.slow_seconds = 0.6
+    broker = make_broker(venue, timeout_ms=300)
+    await broker.start()
+    await broker.submit(Order("rest", SYM, Side.BUY, 0.2, datetime.now(UTC), OrderType.LIMIT, 90.0))
+    venue.fault("DELETE order", "slow")  # cancelled at the venue, the answer times out
+    state = await broker.cancel("rest")
+    # The retry finds nothing left to cancel (-2011) and reads the order: cancelled.
+    assert state.status is OrderStatus.CANCELLED
+    assert [o.status for o in venue.orders_by_client_id("rest")] == ["CANCELED"]
+    assert sum((m, e) == ("DELETE", "order") for m, e, _q, _k in venue.requests) == 2
