@@ -82,6 +82,8 @@ async def test_train_job_saves_a_version_then_models_predict_importance(
     values = list(imp["importance"].values())
     assert sum(values) == pytest.approx(1.0) and values == sorted(values, reverse=True)
 
+    await _search_then_cancel(client)
+
 
 async def test_bad_input_is_a_4xx_naming_the_field(client: httpx.AsyncClient) -> None:
     async def named(body: dict[str, Any], field: str) -> None:
@@ -149,3 +151,60 @@ async def test_smart_trade_from_the_ensemble_signal(api: Any) -> None:
     await bad({"ensemble": {"regime": None}}, "ensemble")  # no member left
     await bad({"source": "manual", "ensemble": None, "quantity": 1}, "side")
     await api.stop(sid)
+
+
+async def _search_then_cancel(client: httpx.AsyncClient) -> None:
+    """A training with a search on the sweep workers, then cancelled jobs (run inside another
+    test: the app's set-up costs more than these jobs)."""
+    search = {"space": {"C": {"values": [0.001, 1.0]}}, "objective": "accuracy"}
+    resp = await client.post(
+        "/api/ml/train", json={**TRAIN, "name": "s01-searched", "search": search}
+    )
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["progress"]["total"] == 10  # 2 trials x 3 folds, the best's 3 and its fit
+    done = await _wait_done(client, resp.json()["id"])
+    assert done["status"] == "done", done
+    assert done["progress"] == {"done": 10, "total": 10, "unit": "fits"}
+    result = done["result"]
+    found = result["search"]
+    assert found["ran_on"] == "ray" and found["sweep_id"] == done["id"] and found["trials"] == 2
+    assert found["direction"] == "maximize"
+    assert result["params"]["C"] == found["best"]["params"]["C"]
+    # The saved model is the best trial's: its CV accuracy is the trial's score.
+    assert result["cv_metrics"]["accuracy"] == pytest.approx(found["best"]["value"], rel=1e-12)
+    (model,) = (await client.get("/api/ml/models", params={"name": "s01-searched"})).json()[
+        "models"
+    ]
+    assert model["search"]["top"][0]["C"] == found["best"]["params"]["C"]
+    # Ranked best first by accuracy.
+    accuracies = [row["accuracy"] for row in model["search"]["top"]]
+    assert accuracies == sorted(accuracies, reverse=True)
+
+    async def named(body: dict[str, Any], field: str) -> None:
+        resp = await client.post("/api/ml/train", json={**TRAIN, "search": body})
+        assert resp.status_code == 422, resp.text
+        assert any(field in d["loc"] for d in resp.json()["detail"]), resp.text
+
+    await named({"space": {"depth": {"values": [1]}}}, "search")
+    await named({"space": {"C": {"start": 0.001, "stop": 100, "step": 0.1}}}, "space")  # too many
+    await named({"space": {"C": {"low": 0.1, "high": 1}}, "method": "random"}, "search")
+    await named({**search, "objective": "sharpe"}, "objective")
+
+    # Training jobs are cancellable.
+    slow = {**TRAIN, "kind": "gradient_boosting", "params": {"n_estimators": 300}, "cv_splits": 8}
+    first = (await client.post("/api/ml/train", json=slow)).json()
+    second = (await client.post("/api/ml/train", json=TRAIN)).json()
+    # The second waits for the first (one training at a time): cancelled before it ran.
+    resp = await client.delete(f"/api/ml/jobs/{second['id']}")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "cancelled" and resp.json()["started"] is None
+    # The first stops after the fit it is in.
+    resp = await client.delete(f"/api/ml/jobs/{first['id']}")
+    assert resp.status_code == 200, resp.text
+    job = resp.json()
+    assert job["status"] == "cancelled" and job["result"] is None
+    assert job["progress"]["done"] < job["progress"]["total"] == 9
+    names = {m["name"] for m in (await client.get("/api/ml/models")).json()["models"]}
+    assert names == {"s01-logit", "s01-searched"}  # nothing saved by the cancelled jobs
+    assert (await client.delete(f"/api/ml/jobs/{first['id']}")).status_code == 409
+    assert (await client.delete("/api/ml/jobs/ml-000000000000")).status_code == 404

@@ -1,9 +1,14 @@
 """ML models: training as a job, the registry's models, predictions and feature importance.
 
 - ``POST /api/ml/train``: train a model on one symbol of a bundled data set, score it by purged
-  walk-forward CV and save it to the registry as a new version; 202 with the job id.
-- ``GET /api/ml/jobs/{id}``: status, progress (fits done of CV folds + 1) and, once done, the
-  result: name, version, CV metrics per fold and on average.
+  walk-forward CV and save it to the registry as a new version; 202 with the job id. With a
+  ``search`` section the model's parameters are searched first, each trial scored by the same
+  CV on the sweep workers of the backtest jobs (Ray), and the best is trained and saved with
+  the search in its metadata.
+- ``GET /api/ml/jobs/{id}``: status, progress (fits done: the search's CV folds, then the CV
+  folds + 1) and, once done, the result: name, version, CV metrics per fold and on average.
+- ``DELETE /api/ml/jobs/{id}``: cancel a queued or running job (a training stops after its
+  current fit, a search after its running trials); 409 once it finished.
 - ``GET /api/ml/models``: every saved version's metadata (optionally of one name).
 - ``POST /api/ml/predict``: a model's class probabilities over the latest bars of a symbol.
 - ``GET /api/ml/feature-importance``: a model version's importance per feature.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -29,6 +35,8 @@ from pydantic import BaseModel, Field, field_validator
 from raytrader.ml.features import FeatureConfig, build_features
 from raytrader.ml.models import ModelKind, class_probabilities, make_model
 from raytrader.ml.registry import ModelNotFoundError, ModelRecord, ModelRegistry
+from raytrader.ml.search import SearchResult
+from raytrader.ml.search_spec import ModelSearchSpec
 from raytrader.ml.training import LabelConfig, TrainSpec
 from raytrader.orchestrator.api.common import (
     _STRICT,
@@ -54,7 +62,8 @@ JOB_ID_PATTERN = r"^ml-[0-9a-f]{12}$"
 MAX_UNFINISHED = 8
 MAX_TRAIN_BARS = 50_000
 MAX_PREDICT = 5_000
-JobStatus = Literal["queued", "running", "done", "failed"]
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+MAX_SEARCH_TRIALS = 200
 
 
 # ---- request models --------------------------------------------------------------------------
@@ -79,6 +88,13 @@ class LabelsIn(LabelConfig):
 
 
 ParamValue = Annotated[float, Field(ge=-1e6, le=1e6)] | bool | str | None
+
+
+class SearchIn(ModelSearchSpec):
+    model_config = _STRICT
+
+    top: int = Field(10, ge=1, le=100, description="best trials kept in the model's metadata")
+    n_trials: int | None = Field(None, ge=1, le=MAX_SEARCH_TRIALS, description="random, optuna")
 
 
 class DataIn(Strict):
@@ -113,6 +129,9 @@ class TrainRequest(DataIn):
     labels: LabelsIn = Field(default_factory=LabelsIn)
     cv_splits: int = Field(5, ge=2, le=20)
     embargo: int = Field(0, ge=0, le=1000, description="bars dropped before each test fold")
+    search: SearchIn | None = Field(
+        None, description="search these params first (on the sweep workers); save the best"
+    )
 
 
 class PredictRequest(DataIn):
@@ -161,6 +180,9 @@ class ModelOut(BaseModel):
     feature_config: dict[str, Any]
     label_config: dict[str, Any]
     library_versions: dict[str, str]
+    search: dict[str, Any] | None = Field(
+        None, description="the parameter search that chose params (method, objective, best)"
+    )
 
 
 class ModelsOut(BaseModel):
@@ -196,13 +218,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class TrainJobs:
-    """Training jobs of one API process: run one at a time in a worker thread."""
+class _Cancelled(Exception):
+    pass
 
-    def __init__(self) -> None:
+
+Searcher = Callable[[TrainSpec, pd.DataFrame, str, Callable[[int, int], None], asyncio.Event],
+                    Awaitable[SearchResult]]  # fmt: skip
+
+
+class TrainJobs:
+    """Training jobs of one API process: run one at a time, a training in a worker thread, a
+    search on the sweep workers (``searcher``)."""
+
+    def __init__(self, searcher: Searcher | None = None) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.searcher = searcher
         self._slot = asyncio.Semaphore(1)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel: dict[str, asyncio.Event] = {}
         # Progress is written by the worker thread and read by the event loop.
         self._lock = threading.Lock()
 
@@ -210,7 +243,7 @@ class TrainJobs:
         return sum(1 for j in self.jobs.values() if j["status"] in ("queued", "running"))
 
     def submit(
-        self, req: TrainRequest, frame: pd.DataFrame, registry: ModelRegistry
+        self, req: TrainRequest, frame: pd.DataFrame, registry: ModelRegistry, total: int
     ) -> dict[str, Any]:
         if self.unfinished() >= MAX_UNFINISHED:
             raise HTTPException(
@@ -223,15 +256,31 @@ class TrainJobs:
             "started": None,
             "finished": None,
             "error": None,
-            "progress": {"done": 0, "total": req.cv_splits + 1, "unit": "fits"},
+            "progress": {"done": 0, "total": total, "unit": "fits"},
             "request": req.model_dump(mode="json"),
             "result": None,
         }
-        self.jobs[job["id"]] = job
+        job_id = job["id"]
+        self.jobs[job_id] = job
+        self._cancel[job_id] = asyncio.Event()
         task = asyncio.create_task(self._run(job, req, frame, registry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return self.get(job["id"])
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        return self.get(job_id)
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job and wait until it stopped; its record.
+
+        ``KeyError`` for an unknown job, ``_Finished`` for one that is done already.
+        """
+        job = self.jobs[job_id]
+        if job["status"] not in ("queued", "running"):
+            raise _Finished(f"training job {job_id} is {job['status']}")
+        self._cancel[job_id].set()
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        return self.get(job_id)
 
     def get(self, job_id: str) -> dict[str, Any]:
         with self._lock:
@@ -241,27 +290,69 @@ class TrainJobs:
     async def _run(
         self, job: dict[str, Any], req: TrainRequest, frame: pd.DataFrame, registry: ModelRegistry
     ) -> None:
-        async with self._slot:
+        cancel = self._cancel[job["id"]]
+        waiting = asyncio.ensure_future(self._slot.acquire())
+        stopped = asyncio.ensure_future(cancel.wait())
+        await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not waiting.done() or cancel.is_set():
+            waiting.cancel()
+            if waiting.done() and not waiting.cancelled():
+                self._slot.release()
+            job.update(status="cancelled", finished=_now())
+            self._cancel.pop(job["id"], None)
+            return
+        try:
             job.update(status="running", started=_now())
-            try:
-                result = await asyncio.to_thread(self._train, job, req, frame, registry)
-            except Exception as exc:  # a job's failure is its record, not the server's
+            search = None
+            if req.search is not None:
+                if self.searcher is None:
+                    raise RuntimeError("this server runs no parameter searches")
+                search = await self.searcher(
+                    train_spec(req), frame, job["id"], lambda d, t: self._progress(job, d, t),
+                    cancel,
+                )  # fmt: skip
+            result = await asyncio.to_thread(self._train, job, req, frame, registry, search)
+        except Exception as exc:  # a job's failure is its record, not the server's
+            if cancel.is_set():
+                job.update(status="cancelled", finished=_now())
+            else:
                 job.update(status="failed", finished=_now(), error=f"{type(exc).__name__}: {exc}")
-                return
-            job.update(status="done", finished=_now(), result=result)
+            return
+        finally:
+            self._slot.release()
+            self._cancel.pop(job["id"], None)
+        job.update(status="done", finished=_now(), result=result)
 
     def _train(
-        self, job: dict[str, Any], req: TrainRequest, frame: pd.DataFrame, registry: ModelRegistry
+        self,
+        job: dict[str, Any],
+        req: TrainRequest,
+        frame: pd.DataFrame,
+        registry: ModelRegistry,
+        search: SearchResult | None,
     ) -> dict[str, Any]:
-        return train_and_save(req, frame, registry, lambda d, t: self._progress(job, d, t))
+        cancel = self._cancel[job["id"]]
+
+        def progress(done: int, total: int) -> None:
+            self._progress(job, done, total)
+            if cancel.is_set():  # read across threads: a flag, set once
+                raise _Cancelled
+
+        return train_and_save(req, frame, registry, progress, search)
 
     def _progress(self, job: dict[str, Any], done: int, total: int) -> None:
         with self._lock:
             job["progress"] = {"done": done, "total": total, "unit": "fits"}
 
 
+class _Finished(RuntimeError):
+    pass
+
+
 def train_spec(req: TrainRequest) -> TrainSpec:
     """The core's training spec of a request."""
+    search = req.search
     return TrainSpec(
         kind=req.kind,
         params=dict(req.params),
@@ -270,6 +361,7 @@ def train_spec(req: TrainRequest) -> TrainSpec:
         labels=LabelConfig.model_validate(req.labels.model_dump()),
         cv_splits=req.cv_splits,
         embargo=req.embargo,
+        search=None if search is None else ModelSearchSpec.model_validate(search.model_dump()),
     )
 
 
@@ -278,11 +370,12 @@ def train_and_save(
     frame: pd.DataFrame,
     registry: ModelRegistry,
     progress: Any = None,
+    search: SearchResult | None = None,
 ) -> dict[str, Any]:
-    """Train, save a new version, and the job's result."""
+    """Train (after ``search``, if the request has one), save a new version, the job's result."""
     from raytrader.ml.training import train
 
-    result = train(frame, train_spec(req), symbol=req.symbol, progress=progress)
+    result = train(frame, train_spec(req), req.symbol, progress, search)
     record = registry.save(req.name, result.model, result.info)
     folds = [
         {k: (int(v) if k == "fold" else finite(float(v))) for k, v in row.items()}
@@ -296,14 +389,53 @@ def train_and_save(
         "training_end": record.training_end,
         "cv_metrics": {k: finite(v) for k, v in record.cv_metrics.items()},
         "folds": folds,
+        "params": record.params,
+        "search": _search_out(record.search),
     }
+
+
+def _search_out(search: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The search as a job's result shows it: what ran and the best, not every top trial."""
+    if search is None:
+        return None
+    return {k: v for k, v in search.items() if k != "top"}
 
 
 def _jobs(request: Request) -> TrainJobs:
     jobs: TrainJobs | None = getattr(request.app.state, "ml_jobs", None)
     if jobs is None:
-        jobs = request.app.state.ml_jobs = TrainJobs()
+        backtests = getattr(request.app.state, "jobs", None)
+        jobs = request.app.state.ml_jobs = TrainJobs(
+            None if backtests is None else _ray_searcher(backtests)
+        )
     return jobs
+
+
+def _ray_searcher(backtests: Any) -> Searcher:
+    """Searches on the sweep pool and store of the backtest jobs (one pool per process)."""
+
+    async def search(
+        spec: TrainSpec,
+        frame: pd.DataFrame,
+        job_id: str,
+        progress: Callable[[int, int], None],
+        cancel: asyncio.Event,
+    ) -> SearchResult:
+        from raytrader.orchestrator.ml_search import search_on_ray
+        from raytrader.orchestrator.sweep_runner import SweepProgress
+
+        pool = await backtests.pool()
+        fits = spec.cv_splits
+
+        def on_progress(p: SweepProgress) -> None:
+            progress(p.done * fits, p.total * fits + fits + 1)
+
+        return await search_on_ray(
+            frame, spec, backtests.store, pool, search_id=job_id, on_progress=on_progress,
+            cancel=cancel,
+        )  # fmt: skip
+
+    return search
 
 
 def registry_of(request: Request) -> ModelRegistry:
@@ -345,6 +477,18 @@ async def train_model(req: TrainRequest, request: Request) -> TrainJobOut:
         make_model(req.kind, req.params, req.seed)
     except (ValueError, TypeError) as exc:
         raise field_error(("body", "params"), str(exc)) from None
+    trials = 0
+    if req.search is not None:
+        try:
+            space = req.search.check(req.kind, dict(req.params))
+        except ValueError as exc:
+            raise field_error(("body", "search"), str(exc)) from None
+        trials = space.grid_size() if req.search.method == "grid" else req.search.n_trials or 0
+        if trials > MAX_SEARCH_TRIALS:
+            raise field_error(
+                ("body", "search", "space"),
+                f"the grid has {trials} points; at most {MAX_SEARCH_TRIALS} per search",
+            )
     frame = await asyncio.to_thread(load_frame, req)
     if len(frame) > MAX_TRAIN_BARS:
         raise field_error(("body", "start"), f"at most {MAX_TRAIN_BARS} bars per training")
@@ -357,7 +501,8 @@ async def train_model(req: TrainRequest, request: Request) -> TrainJobOut:
             f"({req.features.warmup}) and the label horizon; {req.cv_splits} folds need "
             f"{10 * (req.cv_splits + 1)}",
         )
-    job = _jobs(request).submit(req, frame, registry_of(request))
+    total = (trials + 1) * req.cv_splits + 1  # the search's folds, the best's folds and fit
+    job = _jobs(request).submit(req, frame, registry_of(request), total)
     return TrainJobOut.model_validate(job)
 
 
@@ -371,6 +516,20 @@ async def train_job(
         return TrainJobOut.model_validate(_jobs(request).get(job_id))
     except KeyError:
         raise HTTPException(404, f"no training job {job_id!r}") from None
+
+
+@router.delete("/jobs/{job_id}", response_model=TrainJobOut)
+async def cancel_train_job(
+    job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN, description="a training job id")],
+    request: Request,
+) -> TrainJobOut:
+    """Cancel a queued or running training job; answers once it stopped (409 if finished)."""
+    try:
+        return TrainJobOut.model_validate(await _jobs(request).cancel(job_id))
+    except KeyError:
+        raise HTTPException(404, f"no training job {job_id!r}") from None
+    except _Finished as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 @router.get("/models", response_model=ModelsOut)
