@@ -20,6 +20,7 @@ import pandas as pd
 from raytrader.agents import registry
 from raytrader.agents.host import AccountSnapshot, AgentHost
 from raytrader.data.ccxt_feed import CcxtPollingFeed, make_exchange
+from raytrader.data.ccxt_ws_feed import CcxtWatchFeed, make_pro_exchange
 from raytrader.data.feeds import BarSlice, ReplayFeed
 from raytrader.data.resample import timeframe_to_timedelta
 from raytrader.domain import Fill, Order, OrderState, Signal
@@ -151,11 +152,16 @@ async def _open_ccxt_feed(config: SessionConfig, cp: dict[str, Any] | None) -> C
         now_ms = int(time.time() * 1000)
         since = (now_ms // tf_ms - warmup - 2) * tf_ms
         start = 0
-    exchange = make_exchange(
-        str(feed_spec.exchange),
-        api_urls={"*": str(feed_spec.api_url).rstrip("/")} if feed_spec.api_url else None,
-    )
-    feed = CcxtPollingFeed(
+    urls = {"*": str(feed_spec.api_url).rstrip("/")} if feed_spec.api_url else {}
+    feed_class = CcxtPollingFeed
+    if feed_spec.stream:
+        if feed_spec.ws_url:
+            urls["ws"] = str(feed_spec.ws_url).rstrip("/")
+        exchange = make_pro_exchange(str(feed_spec.exchange), api_urls=urls or None)
+        feed_class = CcxtWatchFeed
+    else:
+        exchange = make_exchange(str(feed_spec.exchange), api_urls=urls or None)
+    feed = feed_class(
         exchange,
         config.symbols,
         config.timeframe,

@@ -32,6 +32,14 @@ class FeedSpec(BaseModel):
     )
     api_url: HttpUrl | None = Field(None, description="ccxt: base URL of a gateway or mirror")
     poll_interval: float = Field(5.0, gt=0, le=3600, description="ccxt: seconds between polls")
+    stream: bool = Field(
+        False,
+        description="ccxt: bars from the exchange's websocket (watch_ohlcv) while caught up; "
+        "REST fills the backlog, reconnects and quiet spells (poll_interval)",
+    )
+    ws_url: HttpUrl | None = Field(
+        None, description="ccxt stream: http(s) base of a websocket gateway or mirror"
+    )
 
     @model_validator(mode="after")
     def _fields_of_the_kind(self) -> FeedSpec:
@@ -42,6 +50,10 @@ class FeedSpec(BaseModel):
                 raise ValueError("a ccxt feed needs `exchange`")
             if self.data is not None or self.speed is not None:
                 raise ValueError("`data` and `speed` are for replay feeds")
+        if self.ws_url is not None and not self.stream:
+            raise ValueError("`ws_url` is for ccxt feeds with `stream: true`")
+        if self.stream and self.kind != "ccxt":
+            raise ValueError("`stream` is for ccxt feeds")
         return self
 
 

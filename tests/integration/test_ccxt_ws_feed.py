@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -77,15 +78,21 @@ class KlineStream:
     async def push(self, market_id: str, minute: int, closed: bool) -> None:
         ts = T0 + minute * TF
         bar = (final_bar if closed else forming_bar)(market_id, ts)
+        await self.send(market_id, ts, TF, bar, closed)
+
+    async def send(
+        self, market_id: str, ts: int, tf: int, bar: tuple[float, ...], closed: bool
+    ) -> None:
+        """One kline event of the candle opening at ``ts`` to every connected client."""
         event = {
             "e": "kline",
-            "E": ts + (TF - 1 if closed else TF // 2),
+            "E": ts + (tf - 1 if closed else tf // 2),
             "s": market_id,
             "k": {
                 "t": ts,
-                "T": ts + TF - 1,
+                "T": ts + tf - 1,
                 "s": market_id,
-                "i": "1m",
+                "i": "1m" if tf == TF else f"{tf // 1000}s",
                 "f": 0,
                 "L": 0,
                 "o": str(bar[0]),
@@ -227,3 +234,91 @@ async def test_stream_bars_once_in_order_across_reconnects_and_holes(
     assert minutes(got) == list(range(12))
     assert [s.index for s in got] == list(range(12))
     assert_final(got)
+
+
+# -- a session's feed ------------------------------------------------------------------------------
+
+
+class WallClock:
+    """The real time, in the ``ms`` attribute ``FakeBinance`` reads."""
+
+    @property
+    def ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def __call__(self) -> float:
+        return time.time()
+
+
+STREAM_VOLUME = 777.0  # stream candles carry this volume: a slice shows where its bar came from
+
+
+async def test_a_session_with_stream_true_gets_bars_from_the_websocket(
+    stream: KlineStream,
+) -> None:
+    from raytrader.orchestrator.actors import _open_ccxt_feed
+    from raytrader.orchestrator.config import SessionConfig
+
+    wall = WallClock()
+    origin = (wall.ms // 1000 - 120) * 1000
+    rest = FakeBinance(wall, origin=origin)  # type: ignore[arg-type]
+    rest.thread.start()
+
+    def bar(ts: int) -> tuple[float, ...]:
+        return (*final_bar("BTCUSDT", ts, 1000, origin)[:4], STREAM_VOLUME)
+
+    async def pusher() -> None:  # Binance's order: the closing values, then the next candle
+        while True:
+            now = wall.ms // 1000 * 1000
+            await stream.send("BTCUSDT", now - 1000, 1000, bar(now - 1000), closed=True)
+            await stream.send("BTCUSDT", now, 1000, bar(now), closed=False)
+            await asyncio.sleep(0.1)
+
+    config = SessionConfig.model_validate(
+        {
+            "name": "stream",
+            "symbols": ["BTC/USDT"],
+            "timeframe": "1s",
+            "agents": [{"name": "sma_cross", "params": {"fast": 2, "slow": 5}}],
+            "feed": {
+                "kind": "ccxt",
+                "exchange": "binance",
+                "api_url": rest.base,
+                "ws_url": stream.base + "/stream",
+                "stream": True,
+                "poll_interval": 5,
+            },
+        }
+    )
+    feed = await _open_ccxt_feed(config, None)
+    task = asyncio.create_task(pusher())
+    try:
+        assert isinstance(feed, CcxtWatchFeed)
+        got: list[BarSlice] = []
+        async with asyncio.timeout(15):
+            while sum(s.bars["BTC/USDT"][4] == STREAM_VOLUME for s in got) < 3:
+                item = await feed.next()
+                assert item is not None
+                got.append(item)
+    finally:
+        task.cancel()
+        await feed.close()
+        rest.shutdown()
+        rest.server_close()
+    assert stream.subscriptions == [["btcusdt@kline_1s"]]
+    ts = [round(s.ts.timestamp() * 1000) for s in got]
+    assert ts == list(range(ts[0], ts[-1] + 1000, 1000))  # every second once, in order
+    assert [s.index for s in got] == list(range(len(got)))
+
+
+def test_stream_settings_are_checked() -> None:
+    from pydantic import ValidationError
+
+    from raytrader.orchestrator.config import FeedSpec
+
+    base = {"kind": "ccxt", "exchange": "binance"}
+    assert not FeedSpec.model_validate(base).stream
+    with pytest.raises(ValidationError, match="`ws_url` is for ccxt feeds with `stream: true`"):
+        FeedSpec.model_validate({**base, "ws_url": "http://127.0.0.1:9"})
+    with pytest.raises(ValidationError, match="`stream` is for ccxt feeds"):
+        FeedSpec.model_validate({"data": {"bundled": "btc_1h"}, "stream": True})
