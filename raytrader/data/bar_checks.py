@@ -27,6 +27,7 @@ __all__ = [
     "find_gaps",
     "iso_ms",
     "parse_rows",
+    "same_values",
 ]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -160,16 +161,17 @@ def parse_rows(rows: Sequence[Any]) -> tuple[list[BarRow], list[Duplicate], int]
             if duplicates and duplicates[-1].ts_ms == bar[0]:
                 last = duplicates[-1]
                 duplicates[-1] = Duplicate(
-                    bar[0], last.copies + 1, last.conflicting or not _same(bar, kept[-1])
+                    bar[0], last.copies + 1, last.conflicting or not same_values(bar, kept[-1])
                 )
             else:
-                duplicates.append(Duplicate(bar[0], 2, not _same(bar, kept[-1])))
+                duplicates.append(Duplicate(bar[0], 2, not same_values(bar, kept[-1])))
             continue
         kept.append(bar)
     return kept, duplicates, invalid
 
 
-def _same(a: BarRow, b: BarRow) -> bool:
+def same_values(a: BarRow, b: BarRow) -> bool:
+    """Whether two bars are equal (NaN volumes equal too)."""
     return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
 
 

@@ -81,6 +81,7 @@ class FakeBinance(ThreadingHTTPServer):
     - ``invalid``: market ids answered with Binance's "Invalid symbol.";
     - ``messy``: rows shuffled, plus copies with bogus values after the genuine rows;
     - ``delay``: seconds before answering klines;
+    - ``overlap``: how many bars before ``startTime`` an answer starts with;
     - ``max_limit``: the most rows one klines answer holds (Binance spot: 1000).
 
     Any POST, PUT or DELETE (an order) is logged and refused.
@@ -100,6 +101,7 @@ class FakeBinance(ThreadingHTTPServer):
         self.invalid: set[str] = set()
         self.messy = False
         self.delay = 0.0
+        self.overlap = 0  # bars before startTime sent too (exchanges that repeat the last one)
         self.requests: list[Request] = []
         self.served: list[tuple[str, int]] = []  # (market id, rows) of every klines answer
         self.thread = threading.Thread(
@@ -132,6 +134,7 @@ class FakeBinance(ThreadingHTTPServer):
         origin = self.origin
         first = max(origin, int(q.get("startTime", origin)))
         first += -(first - origin) % tf
+        first = max(origin, first - self.overlap * tf)
         last = min(now, int(q.get("endTime", now)))
         limit = min(int(q.get("limit", 500)), self.max_limit)
         all_ts = [ts for ts in range(origin, last + 1, tf) if ts not in self.missing[market_id]]

@@ -213,6 +213,17 @@ async def test_gaps_and_duplicates_are_reported_and_duplicates_dropped(
     assert eth.bars == 5
 
 
+async def test_a_page_repeating_the_last_bar_of_the_previous_one(
+    download: Download, server: FakeBinance, cache: OhlcvCache
+) -> None:
+    server.overlap = 1  # every answer starts with the bar before startTime (some exchanges)
+    report = await download()
+    assert starts(server) == [SINCE + k * 9 * H for k in range(6)]  # 9 new bars a page
+    # ccxt drops rows before ``since`` itself: nothing doubled, nothing lost
+    assert (report.bars, report.fetched, report.duplicates) == (48, 48, [])
+    pd.testing.assert_frame_equal(cache.read(KEY, SINCE, UNTIL), expected(SINCE, UNTIL))
+
+
 async def test_cached_reads_make_no_request_and_redis_keeps_them(
     download: Download, server: FakeBinance, cache: OhlcvCache, redis_url: str
 ) -> None:
