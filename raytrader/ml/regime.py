@@ -5,11 +5,17 @@ Both are causal: the state at bar ``t`` reads bars ``<= t`` only (the model is f
 training window first, then run forward). Each gives a probability per state (posteriors for
 the model, margin-based scores for the rules) and a history of transitions. scikit-learn is
 imported only when a model is fitted.
+
+Fitting a mixture is the costly step, and a session classifies its growing history at every
+bar: fits are memoized by their training rows (the fit is seeded, so a memoized fit is the fit),
+and the model refits on a rolling window only every ``refit_every`` bars.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -32,6 +38,7 @@ __all__ = [
     "RuleRegimeConfig",
     "RuleRegimes",
     "align_to_bars",
+    "fit_cache_info",
     "on_timeframe",
     "on_timeframes",
 ]
@@ -208,10 +215,88 @@ class RegimeModelConfig(BaseModel):
     stay_prior: float = Field(
         20.0, ge=0, description="pseudo-counts on staying put added to the transition counts"
     )
+    refit_every: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="refit every this many bars after the training window, on as many bars up "
+        "to then as it had (None: never)",
+    )
 
     @property
     def warmup(self) -> int:
         return self.window
+
+
+@dataclass(frozen=True, eq=False)
+class _Fit:
+    """A fitted mixture in volatility order, with its transition matrix."""
+
+    means: FloatArray
+    covariances: FloatArray
+    weights: FloatArray
+    transition: FloatArray
+
+
+_FITS: OrderedDict[str, _Fit] = OrderedDict()
+_FITS_KEPT = 4096  # a few KB each: a long session's refits all stay
+_FIT_STATS = {"hits": 0, "misses": 0}
+
+
+def fit_cache_info() -> dict[str, int]:
+    """Memoized mixture fits of this process: ``hits``, ``misses`` (real fits) and ``size``."""
+    return {**_FIT_STATS, "size": len(_FITS)}
+
+
+def _fit_rows(X: FloatArray, cfg: RegimeModelConfig) -> _Fit:
+    """The mixture of the usable rows of ``X`` (memoized by the rows and the config)."""
+    ok = np.isfinite(X).all(axis=1)
+    if ok.sum() < 10 * cfg.n_states:
+        raise ValueError(f"regime model: {int(ok.sum())} usable bars, need {10 * cfg.n_states}")
+    rows = np.ascontiguousarray(X[ok])
+    head = f"{cfg.n_states}|{cfg.seed}|{cfg.n_init}|{cfg.stay_prior!r}|".encode()
+    key = hashlib.sha1(head + rows.tobytes(), usedforsecurity=False).hexdigest()
+    cached = _FITS.get(key)
+    if cached is not None:
+        _FITS.move_to_end(key)
+        _FIT_STATS["hits"] += 1
+        return cached
+    _FIT_STATS["misses"] += 1
+    fit = _fit_mixture(rows, cfg)
+    _FITS[key] = fit
+    while len(_FITS) > _FITS_KEPT:
+        _FITS.popitem(last=False)
+    return fit
+
+
+def _fit_mixture(X: FloatArray, cfg: RegimeModelConfig) -> _Fit:
+    from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
+
+    gmm = GaussianMixture(
+        n_components=cfg.n_states,
+        covariance_type="full",
+        random_state=cfg.seed,
+        n_init=cfg.n_init,
+        reg_covar=1e-6,
+    ).fit(X)
+    order = np.argsort(gmm.means_[:, 1], kind="stable")  # by volatility
+    means = np.asarray(gmm.means_[order], dtype=np.float64)
+    covariances = np.asarray(gmm.covariances_[order], dtype=np.float64)
+    weights = np.asarray(gmm.weights_[order], dtype=np.float64)
+    hard = np.argmax(_log_density(X, means, covariances) + np.log(weights), axis=1)
+    counts = np.full((cfg.n_states, cfg.n_states), 1.0) + cfg.stay_prior * np.eye(cfg.n_states)
+    np.add.at(counts, (hard[:-1], hard[1:]), 1.0)
+    return _Fit(means, covariances, weights, counts / counts.sum(axis=1, keepdims=True))
+
+
+def _log_density(X: FloatArray, means: FloatArray, covariances: FloatArray) -> FloatArray:
+    out = np.empty((len(X), len(means)))
+    for k, (mu, cov) in enumerate(zip(means, covariances, strict=True)):
+        chol = np.linalg.cholesky(cov)
+        sol = np.linalg.solve(chol, (X - mu).T)
+        logdet = 2.0 * np.log(np.diag(chol)).sum()
+        out[:, k] = -0.5 * ((sol**2).sum(axis=0) + logdet + X.shape[1] * math.log(2 * math.pi))
+    return out
 
 
 def _state_names(n: int) -> tuple[str, ...]:
@@ -237,6 +322,7 @@ class GaussianRegimeModel:
         self.weights: FloatArray | None = None
         self.transition: FloatArray | None = None
         self.training_end: pd.Timestamp | None = None
+        self._fit_bars = 0
 
     @property
     def states(self) -> tuple[str, ...]:
@@ -249,63 +335,66 @@ class GaussianRegimeModel:
             return np.column_stack([z, np.log(vol)])
 
     def fit(self, frame: pd.DataFrame) -> GaussianRegimeModel:
-        from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
-
-        cfg = self.config
-        X = self.features(frame)
-        ok = np.isfinite(X).all(axis=1)
-        if ok.sum() < 10 * cfg.n_states:
-            raise ValueError(f"regime model: {int(ok.sum())} usable bars, need {10 * cfg.n_states}")
-        gmm = GaussianMixture(
-            n_components=cfg.n_states,
-            covariance_type="full",
-            random_state=cfg.seed,
-            n_init=cfg.n_init,
-            reg_covar=1e-6,
-        ).fit(X[ok])
-        order = np.argsort(gmm.means_[:, 1], kind="stable")  # by volatility
-        self.means = np.asarray(gmm.means_[order], dtype=np.float64)
-        self.covariances = np.asarray(gmm.covariances_[order], dtype=np.float64)
-        self.weights = np.asarray(gmm.weights_[order], dtype=np.float64)
-        hard = np.argmax(self._log_density(X[ok]) + np.log(self.weights), axis=1)
-        counts = np.full((cfg.n_states, cfg.n_states), 1.0) + cfg.stay_prior * np.eye(cfg.n_states)
-        np.add.at(counts, (hard[:-1], hard[1:]), 1.0)
-        self.transition = counts / counts.sum(axis=1, keepdims=True)
+        fit = _fit_rows(self.features(frame), self.config)
+        self.means, self.covariances = fit.means, fit.covariances
+        self.weights, self.transition = fit.weights, fit.transition
         self.training_end = pd.Timestamp(frame.index[-1])
+        self._fit_bars = len(frame)
         return self
 
     def _log_density(self, X: FloatArray) -> FloatArray:
         assert self.means is not None and self.covariances is not None
-        out = np.empty((len(X), len(self.means)))
-        for k, (mu, cov) in enumerate(zip(self.means, self.covariances, strict=True)):
-            chol = np.linalg.cholesky(cov)
-            sol = np.linalg.solve(chol, (X - mu).T)
-            logdet = 2.0 * np.log(np.diag(chol)).sum()
-            out[:, k] = -0.5 * ((sol**2).sum(axis=0) + logdet + X.shape[1] * math.log(2 * math.pi))
-        return out
+        return _log_density(X, self.means, self.covariances)
+
+    def refits(self, frame: pd.DataFrame) -> list[pd.Timestamp]:
+        """Bars of ``frame`` at which ``filter`` refits (see ``refit_every``)."""
+        return [frame.index[p] for p in self._refit_points(frame)]
+
+    def _refit_points(self, frame: pd.DataFrame) -> range:
+        every = self.config.refit_every
+        if every is None or self.training_end is None:
+            return range(0)
+        last = int(pd.DatetimeIndex(frame.index).searchsorted(self.training_end, side="right")) - 1
+        return range(last + every, len(frame), every)
 
     def filter(self, frame: pd.DataFrame) -> RegimeResult:
         """Filtered state probabilities of every bar of ``frame`` (NaN in the warm-up).
 
-        Bars up to ``training_end`` are in sample: the model has seen them.
+        Bars up to ``training_end`` are in sample: the model has seen them. With
+        ``refit_every``, the mixture is refitted at every ``refit_every``-th bar after
+        ``training_end`` on the features of the last bars up to it (as many as ``fit`` had)
+        and filters on from that bar with the refit; the model itself keeps its first fit.
         """
         if self.transition is None or self.weights is None:
             raise RuntimeError("regime model: fit it before filtering")
+        assert self.means is not None and self.covariances is not None
         X = self.features(frame)
         ok = np.isfinite(X).all(axis=1)
         out = np.full((len(X), len(self.weights)), np.nan)
-        if ok.any():
-            logd = self._log_density(X[ok])
+        fits = [(0, _Fit(self.means, self.covariances, self.weights, self.transition))]
+        for p in self._refit_points(frame):
+            try:
+                fits.append((p, _fit_rows(X[max(0, p - self._fit_bars + 1) : p + 1], self.config)))
+            except ValueError:  # too few usable bars in the window: keep the last fit
+                continue
+        rows = np.flatnonzero(ok)
+        if rows.size:
+            starts = np.array([start for start, _ in fits])
+            segment = np.searchsorted(starts, rows, side="right") - 1
+            logd = np.empty((rows.size, len(self.weights)))
+            for k, (_, fit) in enumerate(fits):
+                mine = segment == k
+                if mine.any():
+                    logd[mine] = _log_density(X[rows[mine]], fit.means, fit.covariances)
             # Scaled so the largest density per bar is 1: the filter normalizes anyway.
             lik = np.exp(logd - logd.max(axis=1, keepdims=True))
-            rows = np.flatnonzero(ok)
             belief = self.weights
-            A = self.transition
             post = np.empty_like(lik)
             prev_row = -2
             for n, i in enumerate(rows.tolist()):
+                fit = fits[segment[n]][1]
                 # A gap in the features (missing bars) restarts from the mixture weights.
-                prior = belief @ A if i == prev_row + 1 else self.weights
+                prior = belief @ fit.transition if i == prev_row + 1 else fit.weights
                 b = prior * lik[n]
                 belief = b / b.sum()
                 post[n] = belief
