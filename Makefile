@@ -75,8 +75,12 @@ lint: $(VENV)/.dev  ## ruff lint + format check, import contracts, Dockerfile li
 typecheck: $(VENV)/.dev  ## mypy --strict on the package
 	$(BIN)/mypy raytrader
 
+# Test files run in TEST_WORKERS processes (pytest-xdist), each with its own local Ray: most
+# tests wait on actors, sessions and servers, so two processes overlap on two cores.
+TEST_WORKERS ?= 2
+
 unit: $(VENV)/.dev  ## pytest only
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test: lint typecheck unit  ## everything CI runs
 
