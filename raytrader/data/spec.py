@@ -1,4 +1,5 @@
-"""Where a run's market data comes from: bundled sets, files, or the synthetic generator."""
+"""Where a run's market data comes from: bundled sets, files, the synthetic generator, or the
+downloaded OHLCV cache."""
 
 from __future__ import annotations
 
@@ -24,14 +25,27 @@ class SyntheticSpec(BaseModel):
     symbol: str = "SYN"
 
 
+class CachedSpec(BaseModel):
+    """Bars downloaded by ``raytrader data download``, read from its Parquet cache (no
+    network); the data spec's ``symbols``, ``start`` and ``end`` say which."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exchange: str = Field(pattern=r"^[a-z0-9]+$", max_length=40, description="ccxt exchange id")
+    timeframe: str = Field(description="the timeframe downloaded, e.g. 1h")
+    root: Path | None = Field(None, description="the cache's root (default: DATA_DIR/ohlcv)")
+
+
 class DataSpec(BaseModel):
-    """Exactly one of ``bundled``, ``path`` and ``synthetic``; then optional filters."""
+    """Exactly one of ``bundled``, ``path``, ``synthetic`` and ``cache``; then optional
+    filters (``cache`` needs ``symbols``, ``start`` and ``end``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     bundled: Literal["universe_daily", "btc_1h"] | None = None
     path: Path | None = Field(None, description="a CSV/Parquet file or a directory of them")
     synthetic: SyntheticSpec | None = None
+    cache: CachedSpec | None = None
     symbols: list[str] | None = None
     start: datetime | None = None
     end: datetime | None = None
@@ -39,18 +53,49 @@ class DataSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
-        given = [k for k in ("bundled", "path", "synthetic") if getattr(self, k) is not None]
+        sources = ("bundled", "path", "synthetic", "cache")
+        given = [k for k in sources if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"give exactly one data source of bundled, path, synthetic (got {given or 'none'})"
+                f"give exactly one data source of {', '.join(sources)} (got {given or 'none'})"
             )
+        if self.cache is not None:
+            lacking = [k for k in ("symbols", "start", "end") if not getattr(self, k)]
+            if lacking:
+                raise ValueError(f"data from the cache needs {', '.join(lacking)}")
         return self
 
     def relative_to(self, base: Path) -> DataSpec:
-        """Resolve a relative ``path`` against the directory of the config file."""
+        """Resolve a relative ``path`` (or cache root) against the config file's directory."""
+        if self.cache is not None and self.cache.root and not self.cache.root.is_absolute():
+            cache = self.cache.model_copy(update={"root": base / self.cache.root})
+            return self.model_copy(update={"cache": cache})
         if self.path is None or self.path.is_absolute():
             return self
         return self.model_copy(update={"path": base / self.path})
+
+    def _cached_frames(self) -> dict[str, pd.DataFrame]:
+        from raytrader.data.ohlcv_cache import NotCached, OhlcvCache, SeriesKey
+        from raytrader.settings import Settings
+
+        assert self.cache is not None and self.symbols and self.start and self.end
+        spec = self.cache
+        cache = OhlcvCache(spec.root or Settings().data_dir / "ohlcv")
+        start = int(pd.Timestamp(to_utc(self.start)).value // 1_000_000)
+        end = int(pd.Timestamp(to_utc(self.end)).value // 1_000_000)
+        frames = {}
+        for symbol in self.symbols:
+            try:
+                frames[symbol] = cache.read(
+                    SeriesKey(spec.exchange, symbol, spec.timeframe), start, end
+                )
+            except NotCached as exc:
+                raise ValueError(
+                    f"{exc} (raytrader data download --exchange {spec.exchange} --symbol "
+                    f"{symbol} --timeframe {spec.timeframe} --since {self.start.isoformat()} "
+                    f"--until {self.end.isoformat()})"
+                ) from None
+        return frames
 
     def frames(self) -> dict[str, pd.DataFrame]:
         from raytrader.data import bundled, loaders, synthetic
@@ -59,6 +104,8 @@ class DataSpec(BaseModel):
             frames = bundled.load_bundled_universe()
         elif self.bundled == "btc_1h":
             frames = {"BTC/USDT": bundled.load_bundled_single()}
+        elif self.cache is not None:
+            frames = self._cached_frames()
         elif self.path is not None:
             if self.path.is_dir():
                 frames = loaders.load_universe(self.path)

@@ -91,3 +91,40 @@ def test_cache_merges_months_keeps_cached_bars_and_reads_only_covered_ranges(
         cache.read(key, dec31, dec31 + 6 * H)
     with pytest.raises(ValueError, match="empty range"):
         cache.read(key, dec31, dec31)
+
+
+def test_a_data_spec_reads_downloaded_bars_from_the_cache(tmp_path: Path) -> None:
+    from raytrader.data.spec import DataSpec
+
+    start = ms("2024-01-01")
+    for n, symbol in enumerate(("BTC/USDT", "ETH/USDT")):
+        key = SeriesKey("binance", symbol, "1h")
+        cache = OhlcvCache(tmp_path / "cache")
+        cache.write(
+            key, [(start + k * H, 10.0 * (n + 1) + k, 99.0, 1.0, 50.0, 5.0) for k in range(48)]
+        )
+        cache.add_coverage(key, start, start + 48 * H)
+    spec = DataSpec.model_validate(
+        {
+            "cache": {"exchange": "binance", "timeframe": "1h", "root": "cache"},
+            "symbols": ["BTC/USDT", "ETH/USDT"],
+            "start": "2024-01-01T02:00:00Z",
+            "end": "2024-01-02T00:00:00Z",
+            "timeframe": "2h",
+        }
+    ).relative_to(tmp_path)
+    frames = spec.frames()
+    assert list(frames) == ["BTC/USDT", "ETH/USDT"]
+    assert len(frames["BTC/USDT"]) == 11  # 22 hourly bars as 2h bars
+    assert frames["ETH/USDT"]["open"].iloc[0] == 22.0
+    assert spec.load().symbols == ("BTC/USDT", "ETH/USDT")
+
+    late = spec.model_copy(update={"end": datetime(2024, 1, 3, 1, tzinfo=UTC)})
+    with pytest.raises(
+        ValueError, match="raytrader data download --exchange binance --symbol BTC/USDT"
+    ):
+        late.frames()
+    with pytest.raises(ValueError, match="needs symbols, end"):
+        DataSpec.model_validate(
+            {"cache": {"exchange": "binance", "timeframe": "1h"}, "start": "2024-01-01"}
+        )
