@@ -62,3 +62,25 @@ def test_config_errors_name_the_problem(tmp_path: Path, change: str, message: st
     path.write_text(CONFIG + change + "\n")
     with pytest.raises(ConfigError, match=message):
         run_rl_training(load_rl_train_config(path), tmp_path / "reg")
+
+
+def test_unreadable_and_malformed_files_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
+        load_rl_train_config(missing)
+    for body, message in [
+        ("name: [unclosed", "not valid YAML"),
+        ("- a list", "expected a mapping at the top level"),
+        ("name: x\n", r"rl\.yaml: data: Field required"),
+    ]:
+        path = tmp_path / "rl.yaml"
+        path.write_text(body)
+        with pytest.raises(ConfigError, match=message):
+            load_rl_train_config(path)
+
+
+def test_relative_data_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "rl.yaml"
+    path.parent.mkdir()
+    path.write_text("name: p\ndata: {path: bars.csv}\n")
+    assert load_rl_train_config(path).data.path == tmp_path / "sub" / "bars.csv"
