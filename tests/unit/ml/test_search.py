@@ -85,3 +85,20 @@ def test_train_with_a_search_saves_the_best_and_records_the_search(
     assert search["method"] == "grid" and search["trials"] == 3 and search["ran_on"] == "local"
     assert search["best"]["params"] == result.best["params"]  # type: ignore[index]
     assert [row["rank"] for row in search["top"]] == [1, 2, 3]
+
+
+def test_a_training_config_file_carries_its_search_section(tmp_path: Path) -> None:
+    # `raytrader train ml` reads the section with the rest of the spec: train() searches first.
+    from raytrader.backtesting.config import ConfigError
+    from raytrader.cli_train import load_train_config
+
+    config = load_train_config(Path("configs/ml/s01_logistic_search.yaml"))
+    search = config.spec().search
+    assert search is not None and search.method == "grid" and list(search.space) == ["C"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\ndata: {bundled: universe_daily}\nkind: logistic\n"
+        "search: {space: {C: {values: [0]}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"space\.C: C=0\.0 is out of bounds \(> 0\.0\)"):
+        load_train_config(bad)
