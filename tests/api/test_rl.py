@@ -164,3 +164,20 @@ async def test_unknown_policies_and_jobs_are_404(client: httpx.AsyncClient) -> N
     assert (await client.get("/api/rl/agents")).json() == {"agents": []}
     assert (await client.get("/api/rl/jobs/rl-0123456789ab")).status_code == 404
     assert (await client.get("/api/rl/jobs/bad-id")).status_code == 422
+
+
+async def test_a_server_without_the_rl_extra_answers_501(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def no_torch(name: str, package: str | None = None) -> Any:
+        return None if name == "torch" else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_torch)
+    resp = await client.post("/api/rl/train", json=TRAIN)
+    assert resp.status_code == 501 and "lacks ['torch']" in resp.text
+    assert (await client.post("/api/rl/infer", json={"name": "x"})).status_code == 501
+    assert (await client.get("/api/rl/agents")).status_code == 200  # reading metadata needs none

@@ -68,9 +68,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(
     prefix="/api/rl",
     tags=["rl"],
-    responses={**ERRORS, 429: {"description": "Too many training jobs; retry later"}},
+    responses={
+        **ERRORS,
+        429: {"description": "Too many training jobs; retry later"},
+        501: {"description": "The server lacks the rl extra (torch, gymnasium, SB3)"},
+    },
     lifespan=_lifespan,
 )
+
+
+def _needs_rl_extra() -> None:
+    """A 501 up front when the rl extra is missing, rather than an import error later."""
+    from importlib.util import find_spec
+
+    missing = [m for m in ("torch", "gymnasium", "stable_baselines3") if find_spec(m) is None]
+    if missing:
+        raise HTTPException(501, f"RL needs the rl extra; this server lacks {missing}")
+
 
 JOB_ID_PATTERN = r"^rl-[0-9a-f]{12}$"
 NAME_QUERY = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -626,6 +640,7 @@ def _contender(m: Any) -> ContenderOut:
 async def train_rl(req: RLTrainRequest, request: Request) -> RLJobOut:
     """Queue a training job on a Ray worker; poll ``GET /api/rl/jobs/{id}`` for progress and
     the saved version."""
+    _needs_rl_extra()
     spec = _spec(req)
 
     def prepare() -> tuple[MarketData, MarketData | None, MarketData]:
@@ -668,6 +683,7 @@ async def infer(req: InferRequest, request: Request) -> InferOut:
     bars (deterministic actions on its own simulated account over the requested range)."""
     from raytrader.rl.infer import infer_targets
 
+    _needs_rl_extra()
     registry = registry_of(request)
 
     def run() -> InferOut:
@@ -699,6 +715,7 @@ async def evaluate(req: EvaluateRequest, request: Request) -> EvaluateOut:
     same bars after the policy's training window, with the policy's costs and limits."""
     from raytrader.rl.evaluate import evaluate_policy
 
+    _needs_rl_extra()
     registry = registry_of(request)
 
     def run() -> EvaluateOut:
