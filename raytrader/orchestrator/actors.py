@@ -23,10 +23,12 @@ from raytrader.data.ccxt_feed import CcxtPollingFeed, make_exchange
 from raytrader.data.ccxt_ws_feed import CcxtWatchFeed, make_pro_exchange
 from raytrader.data.feeds import BarSlice, ReplayFeed
 from raytrader.data.resample import timeframe_to_timedelta
-from raytrader.domain import Fill, Order, OrderState, Signal
+from raytrader.domain import Order, OrderState, Signal
 from raytrader.domain.bar import BarTuple
 from raytrader.execution.book import SessionBook
 from raytrader.orchestrator.config import SessionConfig
+from raytrader.orchestrator.live_session import LiveSession
+from raytrader.orchestrator.session_broker import PaperSession, SessionBroker, StepResult
 from raytrader.portfolio.config import AgentCapital
 from raytrader.portfolio.planner import OrderPlan, OrderPlanner
 from raytrader.portfolio.rebalancer import AccountView, Rebalancer
@@ -46,7 +48,7 @@ class SessionNotLoaded(KeyError):
 
 
 def _config(record: SessionRecord) -> SessionConfig:
-    return SessionConfig.model_validate(record.config)
+    return SessionConfig.stored(record.config)
 
 
 def _each(method: Callable[..., T], *args: Any) -> T | SessionNotLoaded:
@@ -339,25 +341,30 @@ class RiskActor(_Component):
 
 
 class ExecutionActor(_Component):
-    """Paper brokers and ledgers of every session."""
+    """The brokers and ledgers of every session: the paper broker, or an exchange's (live)."""
 
     def __init__(
         self, store_url: str | None, data_dir: str, store_prefix: str | None = None
     ) -> None:
         super().__init__(store_url, data_dir, store_prefix)
-        self.books: dict[str, SessionBook] = {}
+        self.books: dict[str, SessionBroker] = {}
 
     async def load(self, sid: str) -> None:
         config, cp = await self.checkpoint(sid)
+        await self.drop(sid)
+        if config.mode == "live":
+            # Reconciles with the exchange before the session's first bar.
+            self.books[sid] = await LiveSession.open(sid, config, cp, await self.store())
+            return
         symbols: Sequence[str] | None = config.symbols
         if symbols is None:
             symbols = (await asyncio.to_thread(config.data_spec().load)).symbols
         book = SessionBook(config.initial_cash, config.broker, symbols)
         if cp and cp.get("book"):
             book.restore(cp["book"])
-        self.books[sid] = book
+        self.books[sid] = PaperSession(book)
 
-    def _book(self, sid: str) -> SessionBook:
+    def _book(self, sid: str) -> SessionBroker:
         book = self.books.get(sid)
         if book is None:
             raise SessionNotLoaded(sid)
@@ -366,109 +373,80 @@ class ExecutionActor(_Component):
     def symbols(self, sid: str) -> tuple[str, ...]:
         return self._book(sid).symbols
 
-    def step(
+    async def step(
         self,
         sid: str,
         ts: datetime,
         bars: Mapping[str, BarTuple],
         cancel_symbols: Sequence[str] = (),
         orders: Sequence[Order] = (),
-    ) -> tuple[list[Fill], list[OrderState], float, AccountSnapshot, dict[str, Any] | None]:
-        """Submit this open's orders, match the bar, book the fills.
+    ) -> StepResult:
+        """Submit this open's orders, learn the bar's fills, book them (``StepResult``)."""
+        return await self._book(sid).step(ts, bars, cancel_symbols, orders)
 
-        Returns the fills, the order changes since the last call, the equity at the close,
-        the account at the close and, when anything changed, the book's snapshot.
-        """
-        book = self._book(sid)
-        if cancel_symbols or orders:
-            book.submit(cancel_symbols, orders, ts)
-        fills = book.on_bar(ts, bars)
-        changes = book.broker.drain_journal()
-        snapshot = book.snapshot() if changes or fills else None
-        return fills, changes, book.equity(), book.at_close(), snapshot
-
-    def step_many(
+    async def step_many(
         self,
         requests: Sequence[
             tuple[str, datetime, Mapping[str, BarTuple], Sequence[str], Sequence[Order]]
         ],
     ) -> list[Any]:
-        return [_each(self.step, *req) for req in requests]
+        async def one(req: tuple[Any, ...]) -> Any:
+            try:
+                return await self.step(*req)
+            except SessionNotLoaded as exc:  # reported, so the batch's other sessions go on
+                return exc
 
-    def stop(self, sid: str, ts: datetime) -> list[OrderState]:
-        book = self._book(sid)
-        book.cancel_all(ts, "session stopped")
-        return book.broker.drain_journal()
+        return list(await asyncio.gather(*(one(req) for req in requests)))
 
-    def halt(
+    async def stop(self, sid: str, ts: datetime) -> list[OrderState]:
+        return await self._book(sid).stop(ts)
+
+    async def halt(
         self, sid: str, ts: datetime, reason: str, orders: Sequence[Order] = ()
     ) -> tuple[list[OrderState], dict[str, Any]]:
         """The kill switch tripped: cancel every open order with ``reason``, then submit
         ``orders`` (the flattening); the order changes and the book's snapshot."""
-        book = self._book(sid)
-        book.cancel_all(ts, reason)
-        book.submit((), orders, ts)
-        return book.broker.drain_journal(), book.snapshot()
+        return await self._book(sid).halt(ts, reason, orders)
+
+    def resume(self, sid: str) -> None:
+        """Let a paused broker send orders again (the session is resumed)."""
+        self._book(sid).resume()
 
     def snapshot(self, sid: str) -> dict[str, Any]:
         return self._book(sid).snapshot()
 
     def orders(self, sid: str) -> list[OrderState]:
-        return self._book(sid).broker.orders()
+        return self._book(sid).orders()
 
     def positions(self, sid: str) -> dict[str, Any]:
-        book = self._book(sid)
-        return {
-            s: {"quantity": p.quantity, "avg_cost": p.avg_cost, "last": book.last_close.get(s)}
-            for s, p in book.ledger.positions().items()
-        }
+        return self._book(sid).positions()
 
     def order(self, sid: str, client_order_id: str) -> OrderState | None:
         """The latest state of one order, or None if the broker does not know the id."""
-        try:
-            return self._book(sid).broker.order(client_order_id)
-        except SessionNotLoaded:
-            raise
-        except KeyError:
-            return None
+        return self._book(sid).order(client_order_id)
 
-    def place(
+    async def place(
         self, sid: str, orders: Sequence[Order], ts: datetime
     ) -> tuple[list[OrderState], dict[str, Any]]:
         """Submit orders between two bars (manual orders): their states and the book's
-        snapshot; the changes stay in the broker's journal for the driver's next step."""
-        book = self._book(sid)
-        states = book.submit((), orders, ts)
-        return states, book.snapshot()
+        snapshot; the changes stay for the driver's next step."""
+        return await self._book(sid).place(orders, ts)
 
-    def cancel(
+    async def cancel(
         self, sid: str, client_order_id: str, ts: datetime, reason: str
     ) -> tuple[str, OrderState | None]:
         """Cancel one order: ``("cancelled", state)``, ``("terminal", state)`` or
-        ``("unknown", None)``; the change stays in the broker's journal for the driver."""
-        broker = self._book(sid).broker
-        try:
-            state = broker.order(client_order_id)
-        except KeyError:
-            return "unknown", None
-        if not state.is_open:
-            return "terminal", state
-        return "cancelled", broker.cancel(client_order_id, ts, reason)
+        ``("unknown", None)``; the change stays for the driver's next step."""
+        return await self._book(sid).cancel(client_order_id, ts, reason)
 
     def portfolio(self, sid: str) -> dict[str, Any]:
         """Cash, positions (with cost and realized PnL) and the last closes of the book."""
-        book = self._book(sid)
-        return {
-            "cash": book.ledger.cash,
-            "positions": {
-                s: {"quantity": p.quantity, "avg_cost": p.avg_cost, "realized_pnl": p.realized_pnl}
-                for s, p in book.ledger.positions().items()
-            },
-            "last_close": dict(book.last_close),
-        }
+        return self._book(sid).portfolio()
 
-    def drop(self, sid: str) -> None:
-        self.books.pop(sid, None)
+    async def drop(self, sid: str) -> None:
+        book = self.books.pop(sid, None)
+        if book is not None:
+            await book.close()
 
 
 class StateActor(_Component):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, model_validator
 
 from raytrader.backtesting.config import AgentSpec, BacktestConfig, check_capital
 from raytrader.data.spec import DataSpec
+from raytrader.execution.ccxt_broker import CcxtBrokerConfig
 from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
 
@@ -57,6 +58,33 @@ class FeedSpec(BaseModel):
         return self
 
 
+class LiveSpec(BaseModel):
+    """live mode: the account orders go to, on the feed's exchange. Keys come from the
+    environment of the process that trades (``raytrader.secrets``), never from here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sandbox: bool = Field(False, description="the exchange's test URLs (set_sandbox_mode)")
+    api_urls: dict[str, HttpUrl] | None = Field(
+        None,
+        description="origin of the exchange's API URLs -> base of a gateway or mirror, "
+        "e.g. {'https://api.binance.com': 'https://gateway.internal'}",
+    )
+    timeout_ms: int = Field(10_000, ge=100, le=120_000, description="per request")
+    rate_limit: bool = Field(True, description="space requests by the exchange's weights")
+    taker_fee: float | None = Field(
+        None, ge=0, le=0.1, description="the account's taker fee; None: the market's"
+    )
+    retry: CcxtBrokerConfig = CcxtBrokerConfig()
+
+    @model_validator(mode="after")
+    def _origins(self) -> LiveSpec:
+        for origin in self.api_urls or {}:
+            if not origin.startswith(("https://", "http://")) or "/" in origin.split("://")[1]:
+                raise ValueError(f"api_urls: {origin!r} is not an origin like https://host")
+        return self
+
+
 class SessionConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,6 +97,7 @@ class SessionConfig(BaseModel):
     broker: PaperBrokerConfig = PaperBrokerConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
     feed: FeedSpec
+    live: LiveSpec | None = Field(None, description="live mode: the exchange account")
 
     @model_validator(mode="after")
     def _live_feed_needs_symbols(self) -> SessionConfig:
@@ -82,19 +111,28 @@ class SessionConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _live_needs_opt_in(self) -> SessionConfig:
-        # Live trading is opted into by whoever runs the server, never by a request alone.
+    def _live_needs_opt_in(self, info: ValidationInfo) -> SessionConfig:
+        # Live trading is opted into by whoever runs the server, never by a request alone. A
+        # stored config (re-read by the component actors) was checked when it was accepted.
+        stored = isinstance(info.context, dict) and info.context.get("stored")
         if self.mode == "live":
-            if os.environ.get("RAYTRADER_ALLOW_LIVE") != "1":
+            if not stored and os.environ.get("RAYTRADER_ALLOW_LIVE") != "1":
                 raise ValueError(
                     "mode 'live' sends real orders and needs an explicit opt-in: start the "
                     "server with RAYTRADER_ALLOW_LIVE=1"
                 )
-            raise ValueError(
-                "mode 'live' is allowed here (RAYTRADER_ALLOW_LIVE=1), but sessions run the "
-                "paper broker only so far; trade live through raytrader.execution.ccxt_broker"
-            )
+            if self.feed.kind != "ccxt":
+                raise ValueError("mode 'live' needs a ccxt feed (the exchange it trades on)")
+            if self.portfolio.exits is not None:
+                raise ValueError("portfolio.exits (brackets) are not supported in mode 'live'")
+        elif self.live is not None:
+            raise ValueError("`live` is for sessions in mode 'live'")
         return self
+
+    @classmethod
+    def stored(cls, data: dict[str, object]) -> SessionConfig:
+        """A config read back from the store (accepted before: no second opt-in check)."""
+        return cls.model_validate(data, context={"stored": True})
 
     def data_spec(self) -> DataSpec:
         """The replay feed's data with this session's symbol and timeframe choices applied."""

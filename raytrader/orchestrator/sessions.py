@@ -260,6 +260,7 @@ class _BarWork:
         "events",
         "item",
         "passed",
+        "paused",
         "plan",
         "prices",
         "run",
@@ -282,6 +283,7 @@ class _BarWork:
         self.decision: Any = None
         self.events: list[dict[str, Any]] = []
         self.tripped = ""  # the kill switch tripped at this bar's close, with this reason
+        self.paused = ""  # the live broker stopped sending orders, with this reason
 
     @property
     def orders(self) -> tuple[Order, ...]:
@@ -352,7 +354,14 @@ class SessionManager:
         for record in records:
             if record.id in self.runs:
                 continue
-            run = SessionRun(record.id, SessionConfig.model_validate(record.config))
+            try:
+                config = SessionConfig.model_validate(record.config)
+            except ValueError as exc:
+                # A live session on a server started without the opt-in: left active in the
+                # store, not driven (it resumes on a start with the opt-in).
+                log.error("session not resumed", session_id=record.id, error=str(exc))
+                continue
+            run = SessionRun(record.id, config)
             if record.status == "stopping":
                 run.stop.set()
             self._launch(run)
@@ -456,6 +465,8 @@ class SessionManager:
         run.last_bar = cp["bar"] if cp else -1
         run.pending = [(k, from_dict(Signal, s)) for k, s in (cp["pending"] if cp else [])]
         run.book = cp.get("book") if cp else None
+        if run.config.mode == "live":  # with the fills reconciliation booked on load
+            run.book = await c.execution.snapshot.remote(sid)
         run.last_close = dict(run.book["last_close"]) if run.book else {}
         if run.book:
             ledger = Ledger.from_snapshot(run.book["ledger"])
@@ -475,7 +486,10 @@ class SessionManager:
         run.prev_ts = pd.Timestamp(prev).to_pydatetime() if prev else None
         run.set_schedule(await c.state.get_record.remote(SCHEDULES, sid))
         run.open_orders = {}
-        if run.book:
+        if run.config.mode == "live":
+            # The live broker's journal, reconciled with the exchange, is the truth.
+            run.track_orders([st for st in await c.execution.orders.remote(sid) if st.is_open])
+        elif run.book:
             broker = PaperBroker(run.config.broker)
             broker.restore(run.book["broker"])
             # Held bracket children too: they count as open until their entry settles them.
@@ -681,7 +695,7 @@ class SessionManager:
     ) -> tuple[str, list[JournalEntry], list[dict[str, Any]], dict[str, Any] | None]:
         """Book one session's bar in the driver's view; what the store must persist."""
         run = w.run
-        fills, changes, equity, account_close, book = w.step
+        fills, changes, equity, account_close, book, paused = w.step
         signals, agent_state = w.decision
         if w.passed:
             metrics.BAR_TO_ORDER.observe(order_time)
@@ -701,6 +715,10 @@ class SessionManager:
             del run.closes[: -(limits.risk_lookback + 1)]
         if run.config.portfolio.kill_switch is not None or limits.daily_loss_limit is not None:
             w.tripped = run.kill.update(w.ts, equity)
+        if paused and not run.kill.halted:
+            # The live broker gave up (retries ran out, or the account was refused): the
+            # session halts with the reason rather than sending orders into the void.
+            w.paused = w.tripped = run.kill.reason = f"broker paused: {paused}"
         i = w.item.index
         prev, run.prev_ts = run.prev_ts, w.ts
         note_targets(run.targets, signals)
@@ -753,7 +771,7 @@ class SessionManager:
         the session halted; the checkpoint then holds the halt."""
         run, c, ts, why = w.run, self.c, w.ts, w.tripped
         config = run.config.portfolio.kill_switch
-        flatten = config is not None and config.flatten
+        flatten = config is not None and config.flatten and not w.paused
         orders = []
         if flatten:
             prefix = f"{run.id}-halt-{w.item.index}"
@@ -813,6 +831,7 @@ class SessionManager:
                 raise
             halted = run.kill.state()
             run.kill.resume()
+            await c.execution.resume.remote(sid)  # a paused live broker sends orders again
             last = run.equity.get(run.last_bar)
             checkpoint = checkpoint_of(run, last[0] if last else None, agents, book)
             event = {"type": "status", "status": "running", "reason": f"resumed after: {why}"}

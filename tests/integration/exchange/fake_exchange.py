@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,6 +105,8 @@ class FakeExchange(ThreadingHTTPServer):
         # When a test sets a list, each request is appended to it as it arrives, so the test
         # can order it among its own events (e.g. journal writes).
         self.trace: list[tuple[str, ...]] | None = None
+        # Candles of ``klines`` (1-second bars up to the wall clock): the price at a time in ms.
+        self.kline_price: Callable[[int], float] = lambda ts_ms: 100.0
         self.thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -195,6 +197,20 @@ class FakeExchange(ThreadingHTTPServer):
             o.status = "EXPIRED"
         return 200, o.as_json()
 
+    def _klines(self, q: dict[str, str]) -> list[list[Any]]:
+        """Closed and current 1-second candles from ``startTime`` (Binance's row format)."""
+        now = int(time.time() * 1000)
+        start = int(q.get("startTime", now - 500_000)) // 1000 * 1000
+        limit = min(int(q.get("limit", 500)), 1000)
+        rows: list[list[Any]] = []
+        for ts in range(start, now + 1, 1000)[:limit]:
+            o, c = self.kline_price(ts), self.kline_price(ts + 1000)
+            hi, lo = max(o, c) + 0.2, min(o, c) - 0.2
+            rows.append(
+                [ts, str(o), str(hi), str(lo), str(c), "5", ts + 999, "0", 1, "0", "0", "0"]
+            )
+        return rows
+
     def _find(self, q: dict[str, str]) -> FakeOrder | None:
         for o in self.orders:
             if ("origClientOrderId" in q and o.client_id == q["origClientOrderId"]) or (
@@ -216,6 +232,8 @@ class FakeExchange(ThreadingHTTPServer):
                 "bids": [[f"{p}", f"{s}"] for p, s in self.bids],
                 "asks": [[f"{p}", f"{s}"] for p, s in self.asks],
             }
+        if endpoint == "klines":
+            return 200, self._klines(q)
         if endpoint == "account":
             return 200, {
                 "accountType": "SPOT",
