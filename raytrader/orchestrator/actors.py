@@ -23,7 +23,7 @@ from raytrader.data.ccxt_feed import CcxtPollingFeed, make_exchange
 from raytrader.data.ccxt_ws_feed import CcxtWatchFeed, make_pro_exchange
 from raytrader.data.feeds import BarSlice, ReplayFeed
 from raytrader.data.resample import timeframe_to_timedelta
-from raytrader.domain import Order, OrderState, Signal
+from raytrader.domain import Fill, Order, OrderState, Signal
 from raytrader.domain.bar import BarTuple
 from raytrader.execution.book import SessionBook
 from raytrader.orchestrator.config import SessionConfig
@@ -398,7 +398,7 @@ class ExecutionActor(_Component):
 
         return list(await asyncio.gather(*(one(req) for req in requests)))
 
-    async def stop(self, sid: str, ts: datetime) -> list[OrderState]:
+    async def stop(self, sid: str, ts: datetime) -> tuple[list[OrderState], list[Fill]]:
         return await self._book(sid).stop(ts)
 
     async def halt(

@@ -210,10 +210,11 @@ class LiveSession:
 
     # ---- commands between bars -----------------------------------------------------------
 
-    async def stop(self, ts: datetime) -> list[OrderState]:
+    async def stop(self, ts: datetime) -> tuple[list[OrderState], list[Fill]]:
         for st in self.broker.open_orders():
             await self._cancel(st.order.client_order_id, "session stopped")
-        return self._drain()[1]
+        fills, changes = self._drain()
+        return changes, fills
 
     async def halt(
         self, ts: datetime, reason: str, orders: Sequence[Order]

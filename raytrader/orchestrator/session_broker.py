@@ -39,8 +39,9 @@ class SessionBroker(Protocol):
         learn this bar's fills and book them once."""
         ...
 
-    async def stop(self, ts: datetime) -> list[OrderState]:
-        """Cancel every open order (the session stops); the changes."""
+    async def stop(self, ts: datetime) -> tuple[list[OrderState], list[Fill]]:
+        """Cancel every open order (the session stops); the order changes and the fills not
+        reported yet (a live order filled between the last bar and the stop)."""
         ...
 
     async def halt(
@@ -105,9 +106,9 @@ class PaperSession:
         snapshot = book.snapshot() if changes or fills else None
         return fills, changes, book.equity(), book.at_close(), snapshot, ""
 
-    async def stop(self, ts: datetime) -> list[OrderState]:
+    async def stop(self, ts: datetime) -> tuple[list[OrderState], list[Fill]]:
         self.book.cancel_all(ts, "session stopped")
-        return self.book.broker.drain_journal()
+        return self.book.broker.drain_journal(), []  # paper fills happen at bars only
 
     async def halt(
         self, ts: datetime, reason: str, orders: Sequence[Order]

@@ -867,14 +867,17 @@ class SessionManager:
         run.status = "stopping"
         await c.state.set_status.remote(sid, "stopping", reason)
         now = datetime.now(UTC)
-        cancelled = await c.execution.stop.remote(sid, now)
+        cancelled, fills = await c.execution.stop.remote(sid, now)
         last = run.equity.get(run.last_bar)
         run.pending = []
         book = await c.execution.snapshot.remote(sid)
         final = checkpoint_of(run, last[0] if last else None, None, book)
         events = [{"type": "order", **state_to_dict(st)} for st in cancelled]
+        events.extend({"type": "fill", **to_dict(f)} for f in fills)
         events.append({"type": "status", "status": "stopped", "reason": reason})
-        await c.state.commit.remote(sid, self._journal_states(run, cancelled), events, final)
+        journal = self._journal_states(run, cancelled) + [self._fill_entry(f) for f in fills]
+        run.fills += len(fills)
+        await c.state.commit.remote(sid, journal, events, final)
         for name in ("data", "strategy", "portfolio", "risk", "execution"):
             await getattr(c, name).drop.remote(sid)
         run.status, run.reason = "stopped", reason

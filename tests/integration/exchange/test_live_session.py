@@ -202,6 +202,54 @@ async def test_an_order_filled_while_the_orchestrator_was_down_is_booked_once(
     assert not math.isclose(ledger.cash, 1_000 - 2 * 95.0, abs_tol=1.0)
 
 
+async def test_a_broker_that_pauses_halts_the_session_with_the_reason(
+    components: Components, venue: FakeExchange
+) -> None:
+    venue.kline_price = lambda ts: 100.0
+    busy = (503, {"code": -1001, "msg": "Internal error; unable to process your request."})
+    mgr = SessionManager(components)
+    try:
+        sid = await mgr.start(live_config(venue))
+        await until(lambda: _status(mgr, sid, "running"), 60, "the session to run")
+        # The venue fails the order and every look-up of it: the broker's retries run out.
+        venue.fault("POST order", busy)
+        venue.fault("GET order", *[busy] * 5)
+        stuck = control.ManualOrder("stuck-1", "BTC/USDT", Side.BUY, 0.5)
+        state, _ = await control.submit_order(mgr, sid, stuck)
+        assert state.status.value == "new"  # outcome unknown: not booked either way
+        await until(lambda: _status(mgr, sid, "halted"), 10, "the session to halt")
+        record = await mgr.record(sid)
+        assert record.reason == "broker paused: exchange did not answer after 2 retries"
+        events = [e for _, e in await mgr.read_events(sid, None, 100_000, None)]
+        assert {"type": "status", "status": "halted", "reason": record.reason} in events
+        # Halted: orders are refused with the reason, nothing reaches the venue.
+        refused, _ = await control.submit_order(
+            mgr, sid, control.ManualOrder("after-1", "BTC/USDT", Side.BUY, 0.5)
+        )
+        assert refused.status.value == "rejected" and "broker paused" in refused.reason
+        # The venue answers again: the stuck order is found never to have reached it.
+        venue.faults.clear()
+
+        async def settled() -> bool:
+            states = {o["order"]["client_order_id"]: o for o in await mgr.orders(sid)}
+            return states["stuck-1"]["status"] == "rejected"
+
+        await until(settled, 10, "the stuck order to be settled")
+        # A person resumes the session: the broker sends orders again.
+        assert await mgr.resume(sid) == "running"
+        again, _ = await control.submit_order(
+            mgr, sid, control.ManualOrder("again-1", "BTC/USDT", Side.BUY, 0.5)
+        )
+        assert again.status.value == "filled"
+        assert await mgr.stop(sid) == "stopping"
+        assert await mgr.wait(sid, 10) == "stopped"
+    finally:
+        await mgr.shutdown()
+    assert [o.client_id for o in venue.orders] == ["again-1"]  # none lost, none doubled
+    (fill,) = await mgr.fills(sid)
+    assert fill["client_order_id"] == "again-1" and fill["quantity"] == 0.5
+
+
 async def _status(mgr: SessionManager, sid: str, status: str) -> bool:
     return (await mgr.record(sid)).status == status
 
