@@ -127,6 +127,14 @@ async def test_train_job_then_agents_infer_and_evaluate(client: httpx.AsyncClien
     resp = await client.post("/api/rl/infer", json={"name": "s01-ppo", "version": 2})
     assert resp.status_code == 404 and "policy 's01-ppo' has no version 2" in resp.text
 
+    # A hyperparameter the algorithm refuses fails the job with its reason; nothing is saved.
+    bad = {**TRAIN, "params": {"n_steps": 64, "batch_size": 1}}
+    resp = await client.post("/api/rl/train", json=bad)
+    assert resp.status_code == 202, resp.text
+    failed = await _wait_done(client, resp.json()["id"])
+    assert failed["status"] == "failed" and "batch_size" in failed["error"], failed
+    assert len((await client.get("/api/rl/agents")).json()["agents"]) == 1
+
 
 @pytest.mark.parametrize(
     ("change", "loc", "words"),
