@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from raytrader.agents.base import Agent
@@ -93,6 +94,21 @@ def _full_long(cfg: TradingEnvConfig, n_symbols: int) -> object:
     return np.ones(n_symbols, dtype=np.float32)  # equal weights, scaled to a gross of 1
 
 
+def _after_validation(
+    data: MarketData, params: dict[str, Any], cfg: TradingEnvConfig, trade_in_sample: bool
+) -> MarketData:
+    """``data`` from ``cfg.warmup`` bars before the first bar after the policy's validation
+    window (the early stop picked the policy there), so it acts first on that bar; unchanged
+    without a validation window or with ``trade_in_sample``."""
+    end = params.get("validation_end")
+    if end is None or trade_in_sample:
+        return data
+    after = int(data.index.searchsorted(pd.Timestamp(end), side="right"))
+    if after >= data.n_bars:
+        raise ValueError(f"no bar of the data is after the validation window (ends {end})")
+    return data.slice(max(0, after - cfg.warmup), data.n_bars)
+
+
 def evaluate_policy(
     data: MarketData,
     model: str,
@@ -104,12 +120,14 @@ def evaluate_policy(
 ) -> PolicyEvaluation:
     """Backtest policy ``model`` (from ``registry``, by default the policy registry) on
     ``data`` against buy-and-hold and ``n_random`` seeded random policies; all start at the
-    policy's first tradable bar."""
+    policy's first tradable bar: after its training window and, unless ``trade_in_sample``,
+    after its validation window (``first_bar`` counts from the bars evaluated)."""
     from raytrader.rl.env import TradingEnv
     from raytrader.rl.infer import policy_agent
 
     agent = policy_agent(model, version, trade_in_sample, registry)
     cfg = agent.env_config
+    data = _after_validation(data, agent.loaded.record.params, cfg, trade_in_sample)
     live = agent.indicators(data)["rl_live"][0] > 0
     env = TradingEnv(data, cfg)  # its start is the first bar with a full observation
     live[: env.start] = False

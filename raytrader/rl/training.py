@@ -171,6 +171,10 @@ def train_policy(
             "net_arch": list(spec.net_arch),
             "algo_params": spec.params,
             "n_envs": spec.n_envs,
+            # The early stop chose this policy on these bars: an honest test starts after them.
+            "validation_end": validation.index[-1].isoformat()
+            if validation is not None and validation.n_bars
+            else None,
         },
         seed=spec.seed,
         training_start=data.index[0].to_pydatetime(),

@@ -115,6 +115,10 @@ async def test_train_job_then_agents_infer_and_evaluate(client: httpx.AsyncClien
     assert ev["beats_buy_and_hold"] == (ev["policy"]["total_return"] > bh)
     again = await client.post("/api/rl/evaluate", json=body)
     assert again.json() == ev  # seeded: the same figures
+    # Without a start, the evaluation begins after the validation window (which chose it).
+    resp = await client.post("/api/rl/evaluate", json={"name": "s01-ppo", "n_random": 1})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["start"] == windows["test"]["start"]
 
     # The policy's own symbols only; evaluation needs bars after the training window.
     resp = await client.post("/api/rl/infer", json={"name": "s01-ppo", "symbols": ["S02"]})
@@ -123,7 +127,7 @@ async def test_train_job_then_agents_infer_and_evaluate(client: httpx.AsyncClien
     resp = await client.post(
         "/api/rl/evaluate", json={"name": "s01-ppo", "end": windows["train"]["end"]}
     )
-    assert resp.status_code == 422 and "out of policy 's01-ppo'" in resp.text
+    assert resp.status_code == 422 and "after the validation window" in resp.text
     resp = await client.post("/api/rl/infer", json={"name": "s01-ppo", "version": 2})
     assert resp.status_code == 404 and "policy 's01-ppo' has no version 2" in resp.text
 

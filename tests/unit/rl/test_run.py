@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from raytrader.backtesting.config import ConfigError
+from raytrader.data.market_data import MarketData
+from raytrader.rl.evaluate import evaluate_policy
 from raytrader.rl.registry import PolicyRegistry
 from raytrader.rl.run import load_rl_train_config, run_rl_training
 
@@ -46,6 +48,25 @@ def test_config_trains_on_the_first_window_and_saves_a_version(tmp_path: Path) -
     assert reg.metadata("syn-ppo").params["symbols"] == ["SYN"]
     again = run_rl_training(config, tmp_path / "reg")
     assert again.record.version == 2
+
+
+def test_evaluation_starts_after_the_validation_window(tmp_path: Path) -> None:
+    path = tmp_path / "rl.yaml"
+    path.write_text(CONFIG.replace("total_timesteps: 512", "total_timesteps: 128"))
+    run = run_rl_training(load_rl_train_config(path), tmp_path / "reg")
+    assert run.validation is not None
+    validation_end = run.validation.index[-1]
+    assert run.record.params["validation_end"] == validation_end.isoformat()
+    full = MarketData.from_frames(load_rl_train_config(path).data.frames())
+    reg = PolicyRegistry(tmp_path / "reg")
+    # The early stop chose the policy on the validation bars: they are not out of sample.
+    ev = evaluate_policy(full, "syn-ppo", n_random=1, registry=reg)
+    assert ev.policy.start == ev.buy_and_hold.start == run.test.index[0]
+    assert ev.policy.end == full.index[-1]
+    inside = evaluate_policy(full, "syn-ppo", n_random=1, registry=reg, trade_in_sample=True)
+    assert inside.policy.start < run.train.index[-1]
+    with pytest.raises(ValueError, match="after the validation window"):
+        evaluate_policy(full.slice(0, 600), "syn-ppo", registry=reg)
 
 
 @pytest.mark.parametrize(
