@@ -201,8 +201,9 @@ def train_rl(
             from raytrader.rl.evaluate import evaluate_policy
             from raytrader.rl.registry import PolicyRegistry
 
+            # From the first held-out bar: after the validation window, its features warmed up.
             evaluation = evaluate_policy(
-                run.test, run.record.name, run.record.version, registry=PolicyRegistry(registry_dir)
+                run.data, run.record.name, run.record.version, registry=PolicyRegistry(registry_dir)
             )
     except (ConfigError, ValueError, KeyError, OSError) as exc:
         err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)

@@ -51,13 +51,15 @@ def load_rl_train_config(path: Path) -> RLTrainConfig:
 
 @dataclass(frozen=True)
 class RLRun:
-    """A finished run: the saved version, the training result and the three windows."""
+    """A finished run: the saved version, the training result, the three windows and the
+    whole data they split."""
 
     record: ModelRecord
     result: RLTrainResult
     train: MarketData
     validation: MarketData | None
     test: MarketData
+    data: MarketData
 
 
 def split(data: MarketData, train: float, validation: float) -> tuple[MarketData, ...]:
@@ -87,4 +89,4 @@ def run_rl_training(
     validation = val if val.n_bars else None
     result = train_policy(train, config.spec(), validation=validation, progress=progress)
     record = PolicyRegistry(registry_dir).save(config.name, result.model, result.info)
-    return RLRun(record, result, train, validation, test)
+    return RLRun(record, result, train, validation, test, data)

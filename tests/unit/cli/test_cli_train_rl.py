@@ -55,6 +55,7 @@ def test_train_rl_saves_versions_prints_validation_and_held_out_figures(tmp_path
     assert "saved syn-ppo version 1: ppo on SYN, the policy at timestep" in out
     assert "(best on validation, budget 256)" in out
     assert "buy and hold" in out and "random 5" in out  # the held-out evaluation
+    assert "Held-out bars from 2020-01-19 18:00" in out  # the test window's first bar
     record = PolicyRegistry(reg).metadata("syn-ppo")
     assert record.params["symbols"] == ["SYN"] and record.n_samples in (128, 256)
     assert "validation_reward" in record.cv_metrics
