@@ -8,6 +8,7 @@ their environment, as the workers of a server started with them would.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,8 +22,11 @@ from raytrader.execution.market_rules import exchange_client_id
 from raytrader.orchestrator import control
 from raytrader.orchestrator.actors import COMPONENTS
 from raytrader.orchestrator.config import SessionConfig
+from raytrader.orchestrator.live_session import LiveSession
 from raytrader.orchestrator.runtime import NAMESPACE, Components
 from raytrader.orchestrator.sessions import SessionManager
+from raytrader.secrets import CredentialsError
+from raytrader.state.stores.sqlite_store import SqliteStore
 from tests.integration.exchange.conftest import KEY, SANDBOX, SECRET
 from tests.integration.exchange.fake_exchange import FakeExchange
 
@@ -149,6 +153,19 @@ async def test_agent_orders_reach_the_exchange_once_and_fills_are_booked_once(
     assert ledger.cash == pytest.approx(1_000 - cost - fee)
     events = [e for _, e in await mgr.read_events(sid, None, 100_000, None)]
     assert sum(1 for e in events if e["type"] == "fill") == len(fills)
+    stored = json.dumps([events, orders, fills, (await mgr.record(sid)).config], default=str)
+    assert KEY not in stored and SECRET not in stored
+
+
+async def test_a_live_session_without_keys_is_refused_naming_the_variables(
+    venue: FakeExchange, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ENV:
+        monkeypatch.delenv(var, raising=False)
+    need = "set RAYTRADER_EXCHANGE_BINANCE_API_KEY and RAYTRADER_EXCHANGE_BINANCE_SECRET"
+    with pytest.raises(CredentialsError, match=need):
+        await LiveSession.open("s-nokeys", live_config(venue), None, store)
+    assert venue.requests == []  # nothing was sent without keys
 
 
 async def test_an_order_filled_while_the_orchestrator_was_down_is_booked_once(
@@ -157,7 +174,7 @@ async def test_an_order_filled_while_the_orchestrator_was_down_is_booked_once(
     venue.kline_price = lambda ts: 100.0  # flat: the agent never trades, the client does
     mgr = SessionManager(components)
     sid = await mgr.start(live_config(venue))
-    await until(lambda: _status(mgr, sid, "running"), 15, "the session to run")
+    await until(lambda: _has_bars(mgr, sid), 60, "the session's first bar")
     order = control.ManualOrder(
         "resting-1", "BTC/USDT", Side.BUY, 1.0, type=OrderType.LIMIT, limit_price=95.0
     )
@@ -210,7 +227,7 @@ async def test_a_broker_that_pauses_halts_the_session_with_the_reason(
     mgr = SessionManager(components)
     try:
         sid = await mgr.start(live_config(venue))
-        await until(lambda: _status(mgr, sid, "running"), 60, "the session to run")
+        await until(lambda: _has_bars(mgr, sid), 60, "the session's first bar")
         # The venue fails the order and every look-up of it: the broker's retries run out.
         venue.fault("POST order", busy)
         venue.fault("GET order", *[busy] * 5)
@@ -248,6 +265,12 @@ async def test_a_broker_that_pauses_halts_the_session_with_the_reason(
     assert [o.client_id for o in venue.orders] == ["again-1"]  # none lost, none doubled
     (fill,) = await mgr.fills(sid)
     assert fill["client_order_id"] == "again-1" and fill["quantity"] == 0.5
+
+
+async def _has_bars(mgr: SessionManager, sid: str) -> bool:
+    """Running with a bar seen: manual orders are stamped with the session's clock."""
+    run = mgr.runs[sid]
+    return run.status == "running" and run.last_bar >= 0
 
 
 async def _status(mgr: SessionManager, sid: str, status: str) -> bool:
