@@ -390,13 +390,15 @@ class ExecutionActor(_Component):
             tuple[str, datetime, Mapping[str, BarTuple], Sequence[str], Sequence[Order]]
         ],
     ) -> list[Any]:
-        async def one(req: tuple[Any, ...]) -> Any:
+        # One after the other: a paper step never suspends (no task per session needed), and
+        # the batch waits for its slowest live step either way.
+        out: list[Any] = []
+        for req in requests:
             try:
-                return await self.step(*req)
+                out.append(await self.step(*req))
             except SessionNotLoaded as exc:  # reported, so the batch's other sessions go on
-                return exc
-
-        return list(await asyncio.gather(*(one(req) for req in requests)))
+                out.append(exc)
+        return out
 
     async def stop(self, sid: str, ts: datetime) -> tuple[list[OrderState], list[Fill]]:
         return await self._book(sid).stop(ts)
