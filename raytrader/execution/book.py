@@ -75,13 +75,7 @@ class SessionBook:
         ]
 
     def equity(self) -> float:
-        """Cash plus holdings at their last close, summed in symbol order as a backtest does."""
-        held = 0.0
-        for symbol in self.symbols:
-            pos = self.ledger.positions().get(symbol)
-            if pos is not None:
-                held += pos.quantity * self.last_close.get(symbol, 0.0)
-        return self.ledger.cash + held
+        return marked_equity(self.ledger, self.symbols, self.last_close)
 
     def at_close(self) -> AccountSnapshot:
         positions = {s: p.quantity for s, p in self.ledger.positions().items()}
@@ -100,3 +94,13 @@ class SessionBook:
         self.broker = PaperBroker(self.broker.config, buying_power=lambda: self.ledger.cash)
         self.broker.restore(snapshot["broker"])
         self.last_close = dict(snapshot["last_close"])
+
+
+def marked_equity(ledger: Ledger, symbols: Sequence[str], last_close: Mapping[str, float]) -> float:
+    """Cash plus holdings at their last close, summed in symbol order as a backtest does."""
+    held = 0.0
+    for symbol in symbols:
+        pos = ledger.positions().get(symbol)
+        if pos is not None:
+            held += pos.quantity * last_close.get(symbol, 0.0)
+    return ledger.cash + held

@@ -28,6 +28,7 @@ from raytrader.agents.host import AccountSnapshot
 from raytrader.domain import Fill, Order, OrderState, OrderStatus
 from raytrader.domain.bar import BarTuple
 from raytrader.domain.codec import from_dict
+from raytrader.execution.book import marked_equity
 from raytrader.execution.ccxt_broker import (
     BrokerError,
     BrokerPaused,
@@ -257,12 +258,7 @@ class LiveSession:
 
     def equity(self) -> float:
         """Cash plus holdings at their last close (the session's own fills only)."""
-        held = 0.0
-        for symbol in self._symbols:
-            pos = self.ledger.positions().get(symbol)
-            if pos is not None:
-                held += pos.quantity * self.last_close.get(symbol, 0.0)
-        return self.ledger.cash + held
+        return marked_equity(self.ledger, self._symbols, self.last_close)
 
     def at_close(self) -> AccountSnapshot:
         positions = {s: p.quantity for s, p in self.ledger.positions().items()}

@@ -166,3 +166,11 @@ class BrokerIn(PaperBrokerConfig):
     lot_size: float = Field(0.0, ge=0, le=1e9, description="0 = any quantity")
 
     _lot_size = field_validator("lot_size")(check_lot)
+
+
+class JobProgress(BaseModel):
+    """A training job's progress: ``done`` of ``total`` ``unit`` (fits, timesteps)."""
+
+    done: int
+    total: int
+    unit: str

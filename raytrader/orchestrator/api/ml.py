@@ -40,6 +40,7 @@ from raytrader.ml.search_spec import ModelSearchSpec
 from raytrader.ml.training import LabelConfig, TrainSpec
 from raytrader.orchestrator.api.common import (
     _STRICT,
+    JobProgress,
     Name,
     Strict,
     Symbol,
@@ -145,12 +146,6 @@ class PredictRequest(DataIn):
 # ---- responses -------------------------------------------------------------------------------
 
 
-class Progress(BaseModel):
-    done: int
-    total: int
-    unit: str = "fits"
-
-
 class TrainJobOut(BaseModel):
     id: str
     status: JobStatus
@@ -158,7 +153,7 @@ class TrainJobOut(BaseModel):
     started: datetime | None = None
     finished: datetime | None = None
     error: str | None = None
-    progress: Progress
+    progress: JobProgress
     request: dict[str, Any]
     result: dict[str, Any] | None = None
 

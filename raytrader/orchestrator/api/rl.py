@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from raytrader.data.market_data import MarketData
 from raytrader.ml.registry import ModelNotFoundError, ModelRecord, TrainingInfo
 from raytrader.orchestrator.api.common import (
+    JobProgress,
     Name,
     Strict,
     Symbol,
@@ -219,12 +220,6 @@ class EvaluateRequest(PolicyIn):
 # ---- responses -------------------------------------------------------------------------------
 
 
-class Progress(BaseModel):
-    done: int
-    total: int
-    unit: str = "timesteps"
-
-
 class RLJobOut(BaseModel):
     id: str
     status: JobStatus
@@ -232,7 +227,7 @@ class RLJobOut(BaseModel):
     started: datetime | None = None
     finished: datetime | None = None
     error: str | None = None
-    progress: Progress
+    progress: JobProgress
     request: dict[str, Any]
     result: dict[str, Any] | None = None
 
