@@ -15,7 +15,13 @@ from pydantic import BaseModel, ValidationError
 
 from raytrader.data.spec import DataSpec
 
-__all__ = ["ConfigError", "load_config_file", "read_yaml_mapping", "validation_problems"]
+__all__ = [
+    "ConfigError",
+    "load_config_file",
+    "read_yaml_mapping",
+    "validate_config",
+    "validation_problems",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,15 +52,22 @@ def validation_problems(exc: ValidationError) -> str:
     )
 
 
+def validate_config(raw: Any, model: type[M], where: str = "config") -> M:
+    """Validate a parsed mapping as ``model``; ``ConfigError`` naming ``where`` and every
+    problem's field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {validation_problems(exc)}") from exc
+
+
 def load_config_file(path: str | Path, model: type[M]) -> M:
     """Read ``path`` and validate it as ``model``; a ``data`` field's relative paths are
     resolved against the file's directory."""
     path = Path(path)
-    raw = read_yaml_mapping(path)
-    try:
-        config = model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {validation_problems(exc)}") from exc
+    config = validate_config(read_yaml_mapping(path), model, str(path))
     data = getattr(config, "data", None)
     if isinstance(data, DataSpec):
         config = config.model_copy(update={"data": data.relative_to(path.parent)})

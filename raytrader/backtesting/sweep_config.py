@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from raytrader.backtesting.config import ConfigError
 from raytrader.backtesting.search_space import Dimension, SearchSpace
 from raytrader.backtesting.walk_forward_windows import WalkForwardSpec
+from raytrader.config_files import load_config_file, validate_config
 from raytrader.data.spec import DataSpec
 from raytrader.execution.paper_broker import PaperBrokerConfig
 from raytrader.portfolio.config import PortfolioConfig
@@ -81,27 +80,9 @@ class SweepConfig(BaseModel):
 
 def parse_sweep_config(raw: Any, where: str = "sweep config") -> SweepConfig:
     """Validate a mapping; ``ConfigError`` naming every problem and its field."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level")
-    try:
-        return SweepConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: "
-            f"{err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from exc
+    return validate_config(raw, SweepConfig, where)
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep YAML file (data paths relative to the file)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    config = parse_sweep_config(raw, str(path))
-    return config.model_copy(update={"data": config.data.relative_to(path.parent)})
+    return load_config_file(path, SweepConfig)
