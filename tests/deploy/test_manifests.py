@@ -29,6 +29,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from raytrader.secrets import DIR_VAR, load_credentials
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
@@ -43,6 +45,7 @@ KUBERAY_CRDS = {
 }
 K8S_VERSION = "1.37.0"
 CLUSTER = "raytrader"
+EXCHANGE_SECRET = "raytrader-exchange"
 PLACEHOLDER = re.compile(r"^(REPLACE_ME|CHANGE_ME|<[^>]*>)?$")
 
 Obj = dict[str, Any]
@@ -152,6 +155,7 @@ def test_the_secret_template_validates_and_is_not_rendered() -> None:
     templates = [d for d in yaml.safe_load_all(SECRET_TEMPLATE.read_text()) if d]
     assert {t["metadata"]["name"] for t in templates} >= {
         "raytrader-api",
+        "raytrader-exchange",
         "raytrader-redis-app",
         "raytrader-redis-gcs",
     }
@@ -356,6 +360,8 @@ def test_referenced_config_and_secrets_exist(overlay: str) -> None:
         assert name in config_maps, name
     for name in re.findall(r"(?:secretRef|secretKeyRef):\s+(?:key: \S+\s+)?name: (\S+)", text):
         assert name in secrets, f"{name} is not in the Secret template"
+    for name in re.findall(r"secretName: (\S+)", text):
+        assert name in secrets, f"{name} (a Secret volume) is not in the Secret template"
 
 
 def test_settings_keys_are_the_apps() -> None:
@@ -526,3 +532,97 @@ def test_every_ray_process_presents_the_clusters_token(overlay: str) -> None:
         assert by_name["RAY_AUTH_MODE"]["value"] == "token", where
         ref = by_name["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
         assert (ref["name"], ref["key"]) == ("raytrader-ray-auth", "auth_token"), where
+
+
+# ---------------------------------------------------------------------------- exchange keys
+
+
+def _ray_nodes(objs: tuple[Obj, ...]) -> list[tuple[str, Obj, Obj]]:
+    """(where, pod spec, container) of every Ray node: the head, each worker group, the API.
+
+    The API pod is a node too (`ray start` before `raytrader serve`), and the component actors
+    ask for no CPU, so Ray may place the execution actor, which holds the live broker, on any
+    of them, and restart it on another.
+    """
+    cluster = one(objs, "RayCluster", CLUSTER)
+    # KubeRay runs `ray start` in the first container of each group.
+    nodes = [(where, spec, spec["containers"][0]) for where, spec in pod_specs(cluster)]
+    api = one(objs, "Deployment", "raytrader-api")["spec"]["template"]["spec"]
+    nodes.append(("api", api, api["containers"][0]))
+    return nodes
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_ray_node_gets_the_exchange_credentials_the_same_way(overlay: str) -> None:
+    """The Secret raytrader-exchange, mounted read-only and optional at the directory that
+    RAYTRADER_EXCHANGE_CREDENTIALS_DIR names, identically on the head, the workers and the API;
+    never as environment variables (a rotation would then need every Ray pod restarted)."""
+    nodes = _ray_nodes(render(overlay))
+    assert {where for where, _, _ in nodes} >= {"ray-head", "ray-worker:cpu", "api"}
+    ways = set()
+    for where, spec, c in nodes:
+        env = {e["name"]: e for e in c.get("env", [])}
+        assert DIR_VAR in env, f"{where}: no {DIR_VAR}"
+        directory = env[DIR_VAR]["value"]
+        mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"] == directory]
+        assert len(mounts) == 1, f"{where}: nothing mounted at {directory}"
+        assert mounts[0].get("readOnly") is True, where
+        # A subPath mount is never updated by the kubelet: a rotated key would not show.
+        assert "subPath" not in mounts[0] and "subPathExpr" not in mounts[0], where
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        secret = volumes[mounts[0]["name"]]["secret"]
+        assert secret["secretName"] == EXCHANGE_SECRET, where
+        assert secret.get("optional") is True, (
+            f"{where}: paper-only deployments have no such Secret"
+        )
+        # Every key: another exchange is another key in the Secret, no manifest change.
+        assert "items" not in secret, where
+        assert secret.get("defaultMode", 0o644) & 0o007 == 0, (
+            f"{where}: key files readable by others"
+        )
+        ways.add((directory, yaml.safe_dump(secret, sort_keys=True)))
+        # Not also as variables: secrets.py refuses a key given two ways.
+        from_env = [n for n in env if n.startswith("RAYTRADER_EXCHANGE_") and n != DIR_VAR]
+        assert not from_env, f"{where}: {from_env}"
+        assert EXCHANGE_SECRET not in yaml.safe_dump(c.get("envFrom", [])), where
+    assert len(ways) == 1, f"the nodes get the credentials in different ways: {ways}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_ray_nodes_see_the_exchange_credentials(overlay: str) -> None:
+    objs = render(overlay)
+    for obj in objs:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "RayCluster":
+            assert EXCHANGE_SECRET not in yaml.safe_dump(obj["spec"]["autoscalerOptions"])
+            continue
+        if obj["kind"] == "Deployment" and name == "raytrader-api":
+            continue
+        assert EXCHANGE_SECRET not in yaml.safe_dump(obj), f"{obj['kind']}/{name}"
+
+
+def _template(name: str) -> Obj:
+    (found,) = [
+        d for d in yaml.safe_load_all(SECRET_TEMPLATE.read_text()) if d["metadata"]["name"] == name
+    ]
+    return found
+
+
+def test_the_exchange_secret_template_is_what_the_live_broker_reads(tmp_path: Path) -> None:
+    """Its keys, written out as the kubelet mounts a Secret (a file per key), are what
+    ``load_credentials`` finds through RAYTRADER_EXCHANGE_CREDENTIALS_DIR; and the API's
+    Secret holds no exchange key (separate Secrets, separate rotation)."""
+    template = _template(EXCHANGE_SECRET)["stringData"]
+    assert template, "an empty template documents nothing"
+    key = re.compile(r"^RAYTRADER_EXCHANGE_[A-Z0-9]+_(API_KEY|SECRET|PASSWORD)$")
+    assert all(key.match(k) for k in template), list(template)
+    for k, v in template.items():
+        (tmp_path / k).write_text(f"{v}-{k}")
+    creds = load_credentials("binance", {DIR_VAR: str(tmp_path)})
+    assert creds is not None
+    assert creds.values() == [
+        f"{template[f'RAYTRADER_EXCHANGE_BINANCE_{f}']}-RAYTRADER_EXCHANGE_BINANCE_{f}"
+        for f in ("API_KEY", "SECRET")
+    ]
+    api = _template("raytrader-api")["stringData"]
+    assert not [k for k in api if k.startswith("RAYTRADER_EXCHANGE_")], list(api)
