@@ -23,7 +23,14 @@ from raytrader.backtesting.search_space import Dimension, SearchSpace, trial_key
 from raytrader.backtesting.sweep_config import SearchSpec
 from raytrader.backtesting.sweep_report import best_record, json_safe, ranked_table
 from raytrader.ml.search_spec import ModelSearchSpec
-from raytrader.ml.training import Dataset, TrainSpec, cross_validate, make_dataset, mean_metrics
+from raytrader.ml.training import (
+    CV_METRICS,
+    Dataset,
+    TrainSpec,
+    cross_validate,
+    make_dataset,
+    mean_metrics,
+)
 
 __all__ = [
     "CVTrialRunner",
@@ -148,7 +155,7 @@ class SearchResult:
     def metadata(self, top: int) -> dict[str, Any]:
         """What the saved model records of the search that chose its parameters."""
         names = list(self.spec.space)
-        columns = ["rank", *names, "accuracy", "balanced_accuracy", "log_loss"]
+        columns = ["rank", *names, *CV_METRICS]
         rows = self.table[[c for c in columns if c in self.table]].head(top)
         out = {
             "method": self.spec.method,

@@ -21,7 +21,10 @@ __all__ = [
     "param_space",
 ]
 
-SearchObjective = Literal["log_loss", "accuracy", "balanced_accuracy"]
+# Mean CV metrics (``raytrader.ml.training.cross_validate``). ``sharpe`` is the mean of the
+# folds' annualized Sharpe ratios of trading the predictions (long on P(up) > 0.5, short on
+# P(down) > 0.5 if the spec's ``trading.allow_short``, else flat; net of ``trading.cost_bps``).
+SearchObjective = Literal["log_loss", "accuracy", "balanced_accuracy", "sharpe"]
 
 
 class _Params(BaseModel):
@@ -92,7 +95,9 @@ class ModelSearchSpec(BaseModel):
     n_trials: int | None = Field(None, ge=1, le=10_000, description="random and optuna")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="random and optuna draws")
     objective: SearchObjective = Field(
-        "log_loss", description="mean CV metric ranked (log_loss lower is better, else higher)"
+        "log_loss",
+        description="mean CV metric ranked (log_loss lower is better, else higher; sharpe: of "
+        "trading the test folds' predictions, net of the spec's trading.cost_bps)",
     )
     top: int = Field(10, ge=1, le=1000, description="best trials kept in the model's metadata")
     workers: int | None = Field(None, ge=1, le=4096, description="parallel workers (all CPUs)")

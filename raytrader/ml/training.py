@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -21,15 +22,22 @@ if TYPE_CHECKING:
     from raytrader.ml.search import SearchResult
 
 __all__ = [
+    "CV_METRICS",
     "Dataset",
     "LabelConfig",
+    "TradingSpec",
     "TrainResult",
     "TrainSpec",
     "cross_validate",
     "data_hash",
     "make_dataset",
+    "mean_metrics",
+    "strategy_returns",
     "train",
 ]
+
+# The mean CV metrics a training records and a search may rank by.
+CV_METRICS = ("accuracy", "balanced_accuracy", "log_loss", "sharpe")
 
 
 class LabelConfig(BaseModel):
@@ -46,6 +54,20 @@ class LabelConfig(BaseModel):
     drop_flat: bool = Field(False, description="train on up/down samples only")
 
 
+class TradingSpec(BaseModel):
+    """How the CV's ``sharpe`` trades a test fold's predictions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cost_bps: float = Field(
+        0.0, ge=0, le=1000, description="cost per unit of position change, in basis points"
+    )
+    allow_short: bool = Field(False, description="short when P(down) > 0.5 (else flat)")
+    periods_per_year: float | None = Field(
+        None, gt=0, le=1e7, description="annualization; default: inferred from the bars"
+    )
+
+
 class TrainSpec(BaseModel):
     """A training run: model kind and params, seed, features, labels and the CV."""
 
@@ -58,6 +80,9 @@ class TrainSpec(BaseModel):
     labels: LabelConfig = Field(default_factory=LabelConfig)
     cv_splits: int = Field(5, ge=2, le=50)
     embargo: int = Field(0, ge=0, le=10_000, description="bars dropped before each test fold")
+    trading: TradingSpec = Field(
+        default_factory=TradingSpec, description="the strategy the CV's sharpe scores"
+    )
     search: ModelSearchSpec | None = Field(
         None, description="search these params first; the best CV score is trained and saved"
     )
@@ -71,12 +96,14 @@ class TrainSpec(BaseModel):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Aligned samples: features ``X``, labels ``y`` and when each label was read (``label_end``,
-    a Series of timestamps indexed like ``X``)."""
+    """Aligned samples: features ``X``, labels ``y``, when each label was read (``label_end``,
+    a Series of timestamps indexed like ``X``) and the simple return of the bar after each
+    sample (``next_return``: what a position taken at the sample's close earns)."""
 
     X: pd.DataFrame
     y: pd.Series
     label_end: pd.Series
+    next_return: pd.Series | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +139,9 @@ def make_dataset(
     ends = lab["end"].to_numpy()[keep]
     y = lab["label"][keep].astype(np.int64)
     label_end = pd.Series(frame.index[ends], index=X.index[keep], name="label_end")
-    return Dataset(X=X[keep], y=y, label_end=label_end)
+    # Every kept sample has a label, so a bar after it: its return is never NaN.
+    following = (close.shift(-1) / close - 1.0)[keep].rename("next_return")
+    return Dataset(X=X[keep], y=y, label_end=label_end, next_return=following)
 
 
 def data_hash(X: pd.DataFrame, y: pd.Series) -> str:
@@ -130,11 +159,14 @@ def cross_validate(
 ) -> pd.DataFrame:
     """Purged walk-forward CV of ``spec``'s model on ``ds``: one row of metrics per fold.
 
-    ``progress(k)`` is called after the ``k``-th fold's fit.
+    ``sharpe`` is the annualized Sharpe ratio of the fold's strategy returns (see
+    ``strategy_returns``), NaN when ``ds`` has no ``next_return``. ``progress(k)`` is called
+    after the ``k``-th fold's fit.
     """
     from sklearn.base import clone  # type: ignore[import-untyped]
 
     from raytrader.ml.cv import PurgedWalkForwardCV
+    from raytrader.state.metrics import periods_per_year
 
     if len(ds.y) < 2 * (spec.cv_splits + 1):
         raise ValueError(
@@ -144,18 +176,26 @@ def cross_validate(
     model = make_model(spec.kind, spec.params, spec.seed)
     cv = PurgedWalkForwardCV(spec.cv_splits, label_end=ds.label_end, embargo=spec.embargo)
     labels = np.unique(ds.y.to_numpy())
+    trading = spec.trading
+    per_year = trading.periods_per_year or periods_per_year(pd.DatetimeIndex(ds.X.index))
     rows = []
     for k, (tr, te) in enumerate(cv.split(ds.X)):
         fold = clone(model).fit(ds.X.iloc[tr], ds.y.iloc[tr])
-        rows.append({"fold": k, **_fold_metrics(fold, ds.X.iloc[te], ds.y.iloc[te], labels)})
+        proba = _proba(fold, ds.X.iloc[te], labels)
+        row = _fold_metrics(proba, ds.y.iloc[te], labels)
+        row["sharpe"] = math.nan
+        if ds.next_return is not None:
+            rets = strategy_returns(proba, labels, ds.next_return.iloc[te].to_numpy(), trading)
+            row["sharpe"] = _sharpe(rets, per_year)
+        rows.append({"fold": k, **row})
         if progress is not None:
             progress(k + 1)
     return pd.DataFrame(rows)
 
 
 def mean_metrics(folds: pd.DataFrame) -> dict[str, float]:
-    """The CV score: each metric's mean over the folds."""
-    return {m: float(folds[m].mean()) for m in ("accuracy", "balanced_accuracy", "log_loss")}
+    """The CV score: each metric's mean over the folds (``sharpe``: the folds' mean Sharpe)."""
+    return {m: float(folds[m].mean()) for m in CV_METRICS if m in folds}
 
 
 def train(
@@ -215,15 +255,8 @@ def train(
     return TrainResult(model=fitted, info=info, folds=folds)
 
 
-def _fold_metrics(
-    model: Any, X: pd.DataFrame, y: pd.Series, labels: np.ndarray
-) -> dict[str, float]:
-    from sklearn.metrics import (  # type: ignore[import-untyped]
-        accuracy_score,
-        balanced_accuracy_score,
-        log_loss,
-    )
-
+def _proba(model: Any, X: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """Class probabilities in the columns of ``labels`` (sorted), rows summing to 1."""
     # A fold's training may miss a class: its probability is then 0 (log_loss clips it).
     proba = np.zeros((len(X), labels.shape[0]))
     got = model.predict_proba(X)
@@ -231,6 +264,16 @@ def _fold_metrics(
         proba[:, int(np.searchsorted(labels, c))] = got[:, col]
     # XGBoost answers in float32: renormalize in float64 so log_loss sees rows summing to 1.
     proba /= proba.sum(axis=1, keepdims=True)
+    return proba
+
+
+def _fold_metrics(proba: np.ndarray, y: pd.Series, labels: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import (  # type: ignore[import-untyped]
+        accuracy_score,
+        balanced_accuracy_score,
+        log_loss,
+    )
+
     pred = labels[np.argmax(proba, axis=1)]
     truth = y.to_numpy()
     return {
@@ -238,3 +281,35 @@ def _fold_metrics(
         "balanced_accuracy": float(balanced_accuracy_score(truth, pred)),
         "log_loss": float(log_loss(truth, proba, labels=labels)),
     }
+
+
+def strategy_returns(
+    proba: np.ndarray, labels: np.ndarray, next_return: np.ndarray, trading: TradingSpec
+) -> np.ndarray:
+    """Per-sample returns of trading a test fold's predictions, net of costs.
+
+    At each sample's close the position is long (1) when P(up) > 0.5, short (-1) when shorts
+    are allowed and P(down) > 0.5, else flat; it earns the next bar's simple return. Each
+    change of position costs ``cost_bps`` per unit, the fold starting flat (its first entry
+    pays, the exit after its last sample does not). Samples dropped from the data set (warm-up,
+    ``drop_flat``) are bars the strategy does not trade.
+    """
+    up = proba[:, labels == 1].sum(axis=1)
+    position = np.where(up > 0.5, 1.0, 0.0)
+    if trading.allow_short:
+        down = proba[:, labels == -1].sum(axis=1)
+        position = np.where(down > 0.5, -1.0, position)
+    turnover = np.abs(np.diff(position, prepend=0.0))
+    out: np.ndarray = position * next_return - turnover * trading.cost_bps / 1e4
+    return out
+
+
+def _sharpe(returns: np.ndarray, per_year: float) -> float:
+    """mean / std (ddof 1) x sqrt(periods per year); 0.0 for returns with no spread (a fold
+    the strategy stays flat in), like the backtest metrics."""
+    if returns.shape[0] < 2:
+        return 0.0
+    std = float(np.std(returns, ddof=1))
+    if std <= 1e-9 * float(np.max(np.abs(returns))):
+        return 0.0
+    return float(np.mean(returns)) / std * math.sqrt(per_year)

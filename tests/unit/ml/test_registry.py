@@ -70,7 +70,7 @@ def test_metadata_json_beside_the_model(tmp_path: Path, trained: TrainResult) ->
     assert meta["symbol"] == "GBM"
     assert meta["training_start"] < meta["training_end"]
     assert len(meta["data_hash"]) == 64
-    assert set(meta["cv_metrics"]) == {"accuracy", "balanced_accuracy", "log_loss"}
+    assert set(meta["cv_metrics"]) == {"accuracy", "balanced_accuracy", "log_loss", "sharpe"}
     assert {"python", "numpy", "scikit-learn", "xgboost"} <= set(meta["library_versions"])
     assert meta["feature_config"]["vol_rank_window"] == 50
     importance = reg.feature_importance("m", 1)
