@@ -42,7 +42,7 @@ def test_train_ml_saves_versions_and_prints_cv_metrics(tmp_path: Path) -> None:
     assert "saved syn-logit version 2" in again.output
     record = ModelRegistry(reg).metadata("syn-logit")
     assert record.version == 2 and record.symbol == "SYN" and record.kind == "logistic"
-    assert set(record.cv_metrics) == {"accuracy", "balanced_accuracy", "log_loss"}
+    assert set(record.cv_metrics) == {"accuracy", "balanced_accuracy", "log_loss", "sharpe"}
 
 
 def test_shipped_config_trains(tmp_path: Path) -> None:
