@@ -188,7 +188,7 @@ async def _search_then_cancel(client: httpx.AsyncClient) -> None:
     await named({"space": {"depth": {"values": [1]}}}, "search")
     await named({"space": {"C": {"start": 0.001, "stop": 100, "step": 0.1}}}, "space")  # too many
     await named({"space": {"C": {"low": 0.1, "high": 1}}, "method": "random"}, "search")
-    await named({**search, "objective": "sharpe"}, "objective")
+    await named({**search, "objective": "sortino"}, "objective")
 
     # Training jobs are cancellable.
     slow = {**TRAIN, "kind": "gradient_boosting", "params": {"n_estimators": 300}, "cv_splits": 8}
