@@ -21,11 +21,9 @@ Models live in the registry under the app's data directory. Training runs in a w
 from __future__ import annotations
 
 import asyncio
-import threading
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +50,14 @@ from raytrader.orchestrator.api.common import (
 )
 from raytrader.orchestrator.api.data import Source, bundled_frames, select
 from raytrader.orchestrator.api.deps import ERRORS
+from raytrader.orchestrator.training_jobs import (
+    JobFinished,
+    JobsBusy,
+    JobStatus,
+    TrainingJob,
+    TrainingJobs,
+    Work,
+)
 
 router = APIRouter(
     prefix="/api/ml",
@@ -63,7 +69,6 @@ JOB_ID_PATTERN = r"^ml-[0-9a-f]{12}$"
 MAX_UNFINISHED = 8
 MAX_TRAIN_BARS = 50_000
 MAX_PREDICT = 5_000
-JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 MAX_SEARCH_TRIALS = 200
 
 
@@ -209,140 +214,30 @@ class ImportanceOut(BaseModel):
 # ---- jobs ------------------------------------------------------------------------------------
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class _Cancelled(Exception):
-    pass
-
-
 Searcher = Callable[[TrainSpec, pd.DataFrame, str, Callable[[int, int], None], asyncio.Event],
                     Awaitable[SearchResult]]  # fmt: skip
 
 
-class TrainJobs:
-    """Training jobs of one API process: run one at a time, a training in a worker thread, a
-    search on the sweep workers (``searcher``)."""
+def _training(
+    req: TrainRequest, frame: pd.DataFrame, registry: ModelRegistry, searcher: Searcher | None
+) -> Work:
+    """A job's work: the search on the sweep workers (``searcher``), if the request has one,
+    then the training in a worker thread, stopping after the fit a cancel came in."""
 
-    def __init__(self, searcher: Searcher | None = None) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.searcher = searcher
-        self._slot = asyncio.Semaphore(1)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._cancel: dict[str, asyncio.Event] = {}
-        # Progress is written by the worker thread and read by the event loop.
-        self._lock = threading.Lock()
-
-    def unfinished(self) -> int:
-        return sum(1 for j in self.jobs.values() if j["status"] in ("queued", "running"))
-
-    def submit(
-        self, req: TrainRequest, frame: pd.DataFrame, registry: ModelRegistry, total: int
-    ) -> dict[str, Any]:
-        if self.unfinished() >= MAX_UNFINISHED:
-            raise HTTPException(
-                429, f"{MAX_UNFINISHED} training jobs are queued or running; retry later"
-            )
-        job: dict[str, Any] = {
-            "id": f"ml-{uuid.uuid4().hex[:12]}",
-            "status": "queued",
-            "created": _now(),
-            "started": None,
-            "finished": None,
-            "error": None,
-            "progress": {"done": 0, "total": total, "unit": "fits"},
-            "request": req.model_dump(mode="json"),
-            "result": None,
-        }
-        job_id = job["id"]
-        self.jobs[job_id] = job
-        self._cancel[job_id] = asyncio.Event()
-        task = asyncio.create_task(self._run(job, req, frame, registry))
-        self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
-        return self.get(job_id)
-
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a queued or running job and wait until it stopped; its record.
-
-        ``KeyError`` for an unknown job, ``_Finished`` for one that is done already.
-        """
-        job = self.jobs[job_id]
-        if job["status"] not in ("queued", "running"):
-            raise _Finished(f"training job {job_id} is {job['status']}")
-        self._cancel[job_id].set()
-        task = self._tasks.get(job_id)
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-        return self.get(job_id)
-
-    def get(self, job_id: str) -> dict[str, Any]:
-        with self._lock:
-            job = self.jobs[job_id]
-            return {**job, "progress": dict(job["progress"])}
-
-    async def _run(
-        self, job: dict[str, Any], req: TrainRequest, frame: pd.DataFrame, registry: ModelRegistry
-    ) -> None:
-        cancel = self._cancel[job["id"]]
-        waiting = asyncio.ensure_future(self._slot.acquire())
-        stopped = asyncio.ensure_future(cancel.wait())
-        await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not waiting.done() or cancel.is_set():
-            waiting.cancel()
-            if waiting.done() and not waiting.cancelled():
-                self._slot.release()
-            job.update(status="cancelled", finished=_now())
-            self._cancel.pop(job["id"], None)
-            return
-        try:
-            job.update(status="running", started=_now())
-            search = None
-            if req.search is not None:
-                if self.searcher is None:
-                    raise RuntimeError("this server runs no parameter searches")
-                search = await self.searcher(
-                    train_spec(req), frame, job["id"], lambda d, t: self._progress(job, d, t),
-                    cancel,
-                )  # fmt: skip
-            result = await asyncio.to_thread(self._train, job, req, frame, registry, search)
-        except Exception as exc:  # a job's failure is its record, not the server's
-            if cancel.is_set():
-                job.update(status="cancelled", finished=_now())
-            else:
-                job.update(status="failed", finished=_now(), error=f"{type(exc).__name__}: {exc}")
-            return
-        finally:
-            self._slot.release()
-            self._cancel.pop(job["id"], None)
-        job.update(status="done", finished=_now(), result=result)
-
-    def _train(
-        self,
-        job: dict[str, Any],
-        req: TrainRequest,
-        frame: pd.DataFrame,
-        registry: ModelRegistry,
-        search: SearchResult | None,
-    ) -> dict[str, Any]:
-        cancel = self._cancel[job["id"]]
+    async def work(job: TrainingJob) -> dict[str, Any]:
+        search = None
+        if req.search is not None:
+            if searcher is None:
+                raise RuntimeError("this server runs no parameter searches")
+            search = await searcher(train_spec(req), frame, job.id, job.progress, job.cancelled)
 
         def progress(done: int, total: int) -> None:
-            self._progress(job, done, total)
-            if cancel.is_set():  # read across threads: a flag, set once
-                raise _Cancelled
+            job.progress(done, total)
+            job.check()
 
-        return train_and_save(req, frame, registry, progress, search)
+        return await asyncio.to_thread(train_and_save, req, frame, registry, progress, search)
 
-    def _progress(self, job: dict[str, Any], done: int, total: int) -> None:
-        with self._lock:
-            job["progress"] = {"done": done, "total": total, "unit": "fits"}
-
-
-class _Finished(RuntimeError):
-    pass
+    return work
 
 
 def train_spec(req: TrainRequest) -> TrainSpec:
@@ -396,14 +291,16 @@ def _search_out(search: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in search.items() if k != "top"}
 
 
-def _jobs(request: Request) -> TrainJobs:
-    jobs: TrainJobs | None = getattr(request.app.state, "ml_jobs", None)
+def _jobs(request: Request) -> TrainingJobs:
+    jobs: TrainingJobs | None = getattr(request.app.state, "ml_jobs", None)
     if jobs is None:
-        backtests = getattr(request.app.state, "jobs", None)
-        jobs = request.app.state.ml_jobs = TrainJobs(
-            None if backtests is None else _ray_searcher(backtests)
-        )
+        jobs = request.app.state.ml_jobs = TrainingJobs("ml", "fits", MAX_UNFINISHED)
     return jobs
+
+
+def _searcher(request: Request) -> Searcher | None:
+    backtests = getattr(request.app.state, "jobs", None)
+    return None if backtests is None else _ray_searcher(backtests)
 
 
 def _ray_searcher(backtests: Any) -> Searcher:
@@ -497,7 +394,11 @@ async def train_model(req: TrainRequest, request: Request) -> TrainJobOut:
             f"{10 * (req.cv_splits + 1)}",
         )
     total = (trials + 1) * req.cv_splits + 1  # the search's folds, the best's folds and fit
-    job = _jobs(request).submit(req, frame, registry_of(request), total)
+    work = _training(req, frame, registry_of(request), _searcher(request))
+    try:
+        job = _jobs(request).submit(req.model_dump(mode="json"), total, work)
+    except JobsBusy as exc:
+        raise HTTPException(429, str(exc)) from None
     return TrainJobOut.model_validate(job)
 
 
@@ -523,7 +424,7 @@ async def cancel_train_job(
         return TrainJobOut.model_validate(await _jobs(request).cancel(job_id))
     except KeyError:
         raise HTTPException(404, f"no training job {job_id!r}") from None
-    except _Finished as exc:
+    except JobFinished as exc:
         raise HTTPException(409, str(exc)) from None
 
 
