@@ -60,7 +60,7 @@ async def _wait_done(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
         assert resp.status_code == 200, resp.text
         job: dict[str, Any] = resp.json()
         seen.append(job["progress"]["done"])
-        if job["status"] in ("done", "failed"):
+        if job["status"] in ("done", "failed", "cancelled"):
             assert seen == sorted(seen)  # progress only moves forward
             return job
         assert time.monotonic() < deadline, job
@@ -140,6 +140,56 @@ async def test_train_job_then_agents_infer_and_evaluate(client: httpx.AsyncClien
     assert len((await client.get("/api/rl/agents")).json()["agents"]) == 1
 
 
+async def test_cancel_a_running_job_then_the_queued_one_runs(client: httpx.AsyncClient) -> None:
+    # Far more timesteps than the test waits for: it only runs until its first report.
+    long = {**TRAIN, "name": "s01-long", "total_timesteps": 50_000, "eval_every": 50_000}
+    first = (await client.post("/api/rl/train", json=long)).json()
+    second = (await client.post("/api/rl/train", json={**TRAIN, "name": "s01-after"})).json()
+    deadline = time.monotonic() + 120
+    while True:
+        job = (await client.get(f"/api/rl/jobs/{first['id']}")).json()
+        if job["progress"]["done"] > 0:
+            break
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)
+    # One training at a time: the second waits.
+    assert (await client.get(f"/api/rl/jobs/{second['id']}")).json()["status"] == "queued"
+
+    resp = await client.delete(f"/api/rl/jobs/{first['id']}")
+    assert resp.status_code == 200, resp.text
+    cancelled = resp.json()
+    assert cancelled["status"] == "cancelled" and cancelled["result"] is None, cancelled
+    assert cancelled["error"] is None and cancelled["finished"] is not None
+    assert 0 < cancelled["progress"]["done"] < cancelled["progress"]["total"] == 50_000
+
+    # The slot is free: the queued job trains to the end and saves the only policy.
+    after = await _wait_done(client, second["id"])
+    assert after["status"] == "done", after
+    assert (after["result"]["name"], after["result"]["version"]) == ("s01-after", 1)
+    agents = (await client.get("/api/rl/agents")).json()["agents"]
+    assert [(a["name"], a["version"]) for a in agents] == [("s01-after", 1)]
+    assert (await client.get("/api/rl/agents", params={"name": "s01-long"})).status_code == 404
+    # The cancelled job stays cancelled; finished jobs cannot be cancelled.
+    assert (await client.get(f"/api/rl/jobs/{first['id']}")).json()["status"] == "cancelled"
+    for job_id in (first["id"], second["id"]):
+        resp = await client.delete(f"/api/rl/jobs/{job_id}")
+        assert resp.status_code == 409 and "is " in resp.text, resp.text
+
+
+async def test_cancel_a_queued_job(client: httpx.AsyncClient) -> None:
+    long = {**TRAIN, "name": "s01-long", "total_timesteps": 50_000, "eval_every": 50_000}
+    first = (await client.post("/api/rl/train", json=long)).json()
+    second = (await client.post("/api/rl/train", json={**TRAIN, "name": "s01-after"})).json()
+    resp = await client.delete(f"/api/rl/jobs/{second['id']}")
+    assert resp.status_code == 200, resp.text
+    queued = resp.json()
+    assert queued["status"] == "cancelled" and queued["started"] is None, queued
+    assert queued["progress"]["done"] == 0
+    resp = await client.delete(f"/api/rl/jobs/{first['id']}")
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled", resp.text
+    assert (await client.get("/api/rl/agents")).json() == {"agents": []}
+
+
 @pytest.mark.parametrize(
     ("change", "loc", "words"),
     [
@@ -175,6 +225,9 @@ async def test_unknown_policies_and_jobs_are_404(client: httpx.AsyncClient) -> N
     assert (await client.get("/api/rl/agents", params={"name": "nope"})).status_code == 404
     assert (await client.get("/api/rl/agents")).json() == {"agents": []}
     assert (await client.get("/api/rl/jobs/rl-0123456789ab")).status_code == 404
+    resp = await client.delete("/api/rl/jobs/rl-0123456789ab")
+    assert resp.status_code == 404 and "no training job 'rl-0123456789ab'" in resp.text
+    assert (await client.delete("/api/rl/jobs/bad-id")).status_code == 422
     assert (await client.get("/api/rl/jobs/bad-id")).status_code == 422
 
 

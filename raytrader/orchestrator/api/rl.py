@@ -6,6 +6,8 @@ out-of-sample evaluation.
   and save it as a new registry version; 202 with the job id.
 - ``GET /api/rl/jobs/{id}``: status, progress (timesteps done of the budget) and, once done,
   the saved version, the validation scores and the three windows.
+- ``DELETE /api/rl/jobs/{id}``: cancel a queued or running job (a running training's Ray
+  worker is killed; no policy is saved, the next job starts); 409 once it finished.
 - ``GET /api/rl/agents``: every saved policy version's metadata (optionally of one name).
 - ``POST /api/rl/infer``: a policy's target weight per symbol on the latest bars.
 - ``POST /api/rl/evaluate``: backtests of the policy, buy-and-hold and seeded random policies
@@ -25,10 +27,9 @@ import io
 import math
 import queue
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
@@ -52,6 +53,14 @@ from raytrader.orchestrator.api.common import (
 )
 from raytrader.orchestrator.api.data import Source, bundled_frames, select
 from raytrader.orchestrator.api.deps import ERRORS
+from raytrader.orchestrator.training_jobs import (
+    JobFinished,
+    JobsBusy,
+    JobStatus,
+    TrainingJob,
+    TrainingJobs,
+    Work,
+)
 from raytrader.rl.config import TradingEnvConfig
 from raytrader.rl.registry import PolicyRegistry
 from raytrader.rl.run import split
@@ -61,7 +70,7 @@ from raytrader.rl.training import Algo, RLTrainSpec
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    jobs: RLJobs | None = getattr(app.state, "rl_jobs", None)
+    jobs: TrainingJobs | None = getattr(app.state, "rl_jobs", None)
     if jobs is not None:  # a stopping server leaves no training running on the cluster
         await jobs.shutdown()
 
@@ -92,7 +101,6 @@ NAME_QUERY = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_UNFINISHED = 8
 MAX_BARS = 50_000
 MAX_SYMBOLS = 20
-JobStatus = Literal["queued", "running", "done", "failed"]
 
 
 def _names(text: str) -> frozenset[str]:
@@ -357,140 +365,62 @@ def _put(updates: queue.Queue[tuple[int, int] | None]) -> Any:
     return lambda done, total: updates.put((done, total))
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _window(data: MarketData | None) -> dict[str, Any] | None:
     if data is None or data.n_bars == 0:
         return None
     return {"start": data.ts(0), "end": data.ts(data.n_bars - 1), "bars": data.n_bars}
 
 
-class RLJobs:
-    """Training jobs of one API process: one at a time, each a Ray task."""
+def _training(
+    name: str,
+    spec: RLTrainSpec,
+    windows: tuple[MarketData, MarketData | None, MarketData],
+    registry: PolicyRegistry,
+) -> Work:
+    """A job's work: the Ray task's training, then the policy saved here. A cancel kills the
+    task's worker; a policy that finished meanwhile is not saved."""
+    train, validation, test = windows
 
-    def __init__(self) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self._slot = asyncio.Semaphore(1)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._streams: dict[str, Any] = {}  # job id -> its running Ray task's stream
-
-    async def shutdown(self) -> None:
-        """Cancel the running training (its Ray worker is killed) and the waiting jobs."""
-        for stream in self._streams.values():
-            ray.cancel(stream, force=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def unfinished(self) -> int:
-        return sum(1 for j in self.jobs.values() if j["status"] in ("queued", "running"))
-
-    def submit(
-        self,
-        req: RLTrainRequest,
-        spec: RLTrainSpec,
-        windows: tuple[MarketData, MarketData | None, MarketData],
-        registry: PolicyRegistry,
-    ) -> dict[str, Any]:
-        if self.unfinished() >= MAX_UNFINISHED:
-            raise HTTPException(
-                429, f"{MAX_UNFINISHED} training jobs are queued or running; retry later"
-            )
-        job: dict[str, Any] = {
-            "id": f"rl-{uuid.uuid4().hex[:12]}",
-            "status": "queued",
-            "created": _now(),
-            "started": None,
-            "finished": None,
-            "error": None,
-            "progress": {"done": 0, "total": spec.total_timesteps, "unit": "timesteps"},
-            "request": req.model_dump(mode="json"),
-            "result": None,
+    async def work(job: TrainingJob) -> dict[str, Any]:
+        job.check()
+        done: dict[str, Any] = {}
+        stream: Any = _train_task.remote(train, validation, spec)  # refs, streamed
+        job.on_cancel(lambda: ray.cancel(stream, force=True))
+        async for ref in stream:
+            kind, payload = await ref
+            if kind == "progress":
+                job.progress(int(payload[0]), int(payload[1]))
+            else:
+                done = payload
+        job.check()
+        info = TrainingInfo.model_validate(done["info"])
+        record = await asyncio.to_thread(registry.save, name, _PolicyBytes(done["policy"]), info)
+        evaluations = [
+            {"timestep": int(t), "mean_reward": finite(float(r))} for t, r in done["evaluations"]
+        ]
+        return {
+            "name": record.name,
+            "version": record.version,
+            "algo": record.kind,
+            "symbols": list(train.symbols),
+            "timesteps": record.n_samples,
+            "stopped_early": bool(done["stopped_early"]),
+            "validation": evaluations,
+            "best_validation_reward": finite(record.cv_metrics.get("validation_reward", math.nan)),
+            "windows": {
+                "train": _window(train),
+                "validation": _window(validation),
+                "test": _window(test),
+            },
         }
-        self.jobs[job["id"]] = job
-        task = asyncio.create_task(self._run(job, req.name, spec, windows, registry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return self.get(job["id"])
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        job = self.jobs[job_id]
-        return {**job, "progress": dict(job["progress"])}
-
-    async def _run(
-        self,
-        job: dict[str, Any],
-        name: str,
-        spec: RLTrainSpec,
-        windows: tuple[MarketData, MarketData | None, MarketData],
-        registry: PolicyRegistry,
-    ) -> None:
-        train, validation, test = windows
-        async with self._slot:
-            job.update(status="running", started=_now())
-            try:
-                done: dict[str, Any] = {}
-                stream: Any = _train_task.remote(train, validation, spec)  # refs, streamed
-                self._streams[job["id"]] = stream
-                async for ref in stream:
-                    kind, payload = await ref
-                    if kind == "progress":
-                        job["progress"] = {
-                            "done": int(payload[0]),
-                            "total": int(payload[1]),
-                            "unit": "timesteps",
-                        }
-                    else:
-                        done = payload
-                info = TrainingInfo.model_validate(done["info"])
-                record = await asyncio.to_thread(
-                    registry.save, name, _PolicyBytes(done["policy"]), info
-                )
-            except Exception as exc:  # a job's failure is its record, not the server's
-                job.update(status="failed", finished=_now(), error=_error_text(exc))
-                return
-            finally:
-                self._streams.pop(job["id"], None)
-            evaluations = [
-                {"timestep": int(t), "mean_reward": finite(float(r))}
-                for t, r in done["evaluations"]
-            ]
-            job.update(
-                status="done",
-                finished=_now(),
-                result={
-                    "name": record.name,
-                    "version": record.version,
-                    "algo": record.kind,
-                    "symbols": list(train.symbols),
-                    "timesteps": record.n_samples,
-                    "stopped_early": bool(done["stopped_early"]),
-                    "validation": evaluations,
-                    "best_validation_reward": finite(
-                        record.cv_metrics.get("validation_reward", math.nan)
-                    ),
-                    "windows": {
-                        "train": _window(train),
-                        "validation": _window(validation),
-                        "test": _window(test),
-                    },
-                },
-            )
+    return work
 
 
-def _error_text(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None)  # a Ray task's error wraps the task's own
-    inner = cause if isinstance(cause, BaseException) else exc
-    text = str(inner).strip() or type(inner).__name__
-    return f"{type(inner).__name__}: {text}"[:2000]
-
-
-def _jobs(request: Request) -> RLJobs:
-    jobs: RLJobs | None = getattr(request.app.state, "rl_jobs", None)
+def _jobs(request: Request) -> TrainingJobs:
+    jobs: TrainingJobs | None = getattr(request.app.state, "rl_jobs", None)
     if jobs is None:
-        jobs = request.app.state.rl_jobs = RLJobs()
+        jobs = request.app.state.rl_jobs = TrainingJobs("rl", "timesteps", MAX_UNFINISHED)
     return jobs
 
 
@@ -642,7 +572,11 @@ async def train_rl(req: RLTrainRequest, request: Request) -> RLJobOut:
         return _windows(req, load_bars(req, req.symbols))
 
     windows = await asyncio.to_thread(prepare)
-    job = _jobs(request).submit(req, spec, windows, registry_of(request))
+    work = _training(req.name, spec, windows, registry_of(request))
+    try:
+        job = _jobs(request).submit(req.model_dump(mode="json"), spec.total_timesteps, work)
+    except JobsBusy as exc:
+        raise HTTPException(429, str(exc)) from None
     return RLJobOut.model_validate(job)
 
 
@@ -656,6 +590,20 @@ async def train_job(
         return RLJobOut.model_validate(_jobs(request).get(job_id))
     except KeyError:
         raise HTTPException(404, f"no training job {job_id!r}") from None
+
+
+@router.delete("/jobs/{job_id}", response_model=RLJobOut)
+async def cancel_train_job(
+    job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN, description="a training job id")],
+    request: Request,
+) -> RLJobOut:
+    """Cancel a queued or running training job; answers once it stopped (409 if finished)."""
+    try:
+        return RLJobOut.model_validate(await _jobs(request).cancel(job_id))
+    except KeyError:
+        raise HTTPException(404, f"no training job {job_id!r}") from None
+    except JobFinished as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 @router.get("/agents", response_model=PoliciesOut)
