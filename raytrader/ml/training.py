@@ -228,7 +228,9 @@ def train(
 
         final = spec.model_copy(update={"params": search.best_params(spec), "search": None})
         result = train(frame, final, symbol, after)
-        info = result.info.model_copy(update={"search": search.metadata(spec.search.top)})
+        # The strategy its sharpe traded: the metrics alone do not say.
+        meta = {**search.metadata(spec.search.top), "trading": spec.trading.model_dump()}
+        info = result.info.model_copy(update={"search": meta})
         return TrainResult(model=result.model, info=info, folds=result.folds)
 
     ds = make_dataset(frame, spec.features, spec.labels)

@@ -72,6 +72,8 @@ def test_search_on_ray_equals_in_process_and_resumes(
     assert on_ray["ran"] == 3 and on_ray["resumed"] == 0 and on_ray["workers"] == 2
     # The same ranking, best params and scores, whichever process fitted the trials.
     assert on_ray["objective"] == "sharpe" and on_ray["direction"] == "maximize"
+    trading = {"cost_bps": 2.0, "allow_short": False, "periods_per_year": None}
+    assert on_ray["trading"] == local["trading"] == trading
     assert on_ray["best"]["params"] == local["best"]["params"]
     assert on_ray["best"]["value"] == pytest.approx(local["best"]["value"], rel=1e-12)
     assert [r["C"] for r in on_ray["top"]] == [r["C"] for r in local["top"]]
