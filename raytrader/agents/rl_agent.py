@@ -78,6 +78,17 @@ class RLAgent(Agent):
         # not read, so it starts at 0).
         self._book = Ledger(0.0)
 
+    @classmethod
+    def of_policy(cls, loaded: RegisteredModel, trade_in_sample: bool = False) -> RLAgent:
+        """The agent of a policy loaded already, from any registry (the params' own check
+        reads the default one, so they are built unchecked: the policy exists)."""
+        params = RLAgentParams.model_construct(
+            model=loaded.record.name, version=loaded.record.version, trade_in_sample=trade_in_sample
+        )
+        agent = cls(params)
+        agent._loaded = loaded
+        return agent
+
     @property
     def loaded(self) -> RegisteredModel:
         """The registry policy (loaded on first use; this imports torch)."""

@@ -36,19 +36,11 @@ def policy_agent(
     """The ``rl`` agent of a policy; from ``registry`` when given (an app's own data
     directory), else from the default registry the agent reads in sessions. Raises
     ``ModelNotFoundError`` for an unknown policy or version."""
-    from raytrader.agents.rl_agent import RLAgent, RLAgentParams
+    from raytrader.agents.rl_agent import RLAgent
 
     if registry is None:
         return RLAgent(model=model, version=version, trade_in_sample=trade_in_sample)
-    loaded = registry.load(model, version)
-    # The params' own check reads the default registry: the policy was just loaded from
-    # another one, so they are built unchecked and the agent is handed the loaded policy.
-    params = RLAgentParams.model_construct(
-        model=model, version=loaded.record.version, trade_in_sample=trade_in_sample
-    )
-    agent = RLAgent(params)
-    agent._loaded = loaded
-    return agent
+    return RLAgent.of_policy(registry.load(model, version), trade_in_sample)
 
 
 def infer_targets(
