@@ -184,6 +184,10 @@ def train_ml(
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     try:
+        ray_only = {"--id": search_id, "--store": store, "--fresh": fresh, "--workers": workers}
+        given = [flag for flag, value in ray_only.items() if value]
+        if in_process and given:
+            raise ConfigError(f"{', '.join(given)} apply to a search on Ray, not --in-process")
         config = load_train_config(config_path)
         frames = config.data.frames()
         symbol = config.symbol or next(iter(frames), None)

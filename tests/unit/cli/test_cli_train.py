@@ -60,3 +60,12 @@ def test_bad_config_is_an_error_naming_the_field(tmp_path: Path) -> None:
     bad = _write(tmp_path, SYN + "    symbol: NOPE\n")
     result = runner.invoke(app, ["train", "ml", str(bad), "--registry", str(tmp_path)])
     assert result.exit_code == 2 and "NOPE" in result.output
+
+
+def test_ray_options_with_in_process_are_an_error_naming_them(tmp_path: Path) -> None:
+    cfg = _write(tmp_path, SYN)
+    args = ["train", "ml", str(cfg), "--registry", str(tmp_path), "--in-process"]
+    result = runner.invoke(app, [*args, "--id", "s1", "--fresh"])
+    assert result.exit_code == 2
+    assert "--id, --fresh apply to a search on Ray, not --in-process" in result.output
+    assert not (tmp_path / "syn-logit").exists()
