@@ -602,10 +602,11 @@ def test_only_ray_nodes_see_the_exchange_credentials(overlay: str) -> None:
 
 
 def _template(name: str) -> Obj:
-    (found,) = [
+    found: list[Obj] = [
         d for d in yaml.safe_load_all(SECRET_TEMPLATE.read_text()) if d["metadata"]["name"] == name
     ]
-    return found
+    assert len(found) == 1, f"expected one Secret/{name} in the template, found {len(found)}"
+    return found[0]
 
 
 def test_the_exchange_secret_template_is_what_the_live_broker_reads(tmp_path: Path) -> None:

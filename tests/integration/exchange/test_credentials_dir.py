@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
@@ -183,7 +184,7 @@ def node_with_mounted_keys(
     mount = tmp_path / "exchange"
     write_secret_volume(mount, keys())
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    handles = {
+    handles: dict[str, Any] = {
         name: ray.remote(cls)
         .options(
             name=f"{prefix}-{name}",
