@@ -176,13 +176,14 @@ async def test_a_live_broker_opens_with_the_mounted_keys_and_reopens_with_rotate
 
 
 @pytest.fixture
-def node_with_mounted_keys(
+def node_with_a_mount(
     ray_runtime: None, tmp_path: Path, no_key_variables: None
-) -> Iterator[Components]:
+) -> Iterator[tuple[Components, Path]]:
     """Component actors, of which only the execution actor's process sees the mount (the
-    broker runs there); this process (the driver, like the API's) has no key and no mount."""
+    broker runs there), and the mount, empty as when the optional Secret is absent. This
+    process (the driver, like the API's) has neither key nor mount."""
     mount = tmp_path / "exchange"
-    write_secret_volume(mount, keys())
+    mount.mkdir()
     prefix = f"t{uuid.uuid4().hex[:8]}"
     handles: dict[str, Any] = {
         name: ray.remote(cls)
@@ -198,27 +199,44 @@ def node_with_mounted_keys(
         .remote(None, str(tmp_path / "data"))
         for name, cls in COMPONENTS.items()
     }
-    yield Components(**handles)
+    yield Components(**handles), mount
     for handle in handles.values():
         ray.kill(handle, no_restart=True)
 
 
+async def started(mgr: SessionManager, config: SessionConfig) -> tuple[str, str]:
+    """Start a session; its id and status once it is running or failed."""
+    sid = await mgr.start(config)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 60
+    while mgr.runs[sid].status == "starting":
+        assert loop.time() < end, "the live session neither started nor failed"
+        await asyncio.sleep(0.1)
+    return sid, mgr.runs[sid].status
+
+
 @pytest.mark.asyncio
 async def test_the_execution_actor_trades_with_keys_only_its_node_has(
-    node_with_mounted_keys: Components, venue: FakeExchange, monkeypatch: pytest.MonkeyPatch
+    node_with_a_mount: tuple[Components, Path],
+    venue: FakeExchange,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    components, mount = node_with_a_mount
     monkeypatch.setenv("RAYTRADER_ALLOW_LIVE", "1")
     assert DIR_VAR not in os.environ
     venue.api_key = KEY
-    mgr = SessionManager(node_with_mounted_keys)
+    mgr = SessionManager(components)
     try:
-        sid = await mgr.start(live_config(venue))
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 60
-        while mgr.runs[sid].status != "running":
-            assert mgr.runs[sid].status == "starting", mgr.runs[sid].reason
-            assert loop.time() < end, "the live session did not start"
-            await asyncio.sleep(0.1)
+        # No Secret: the session fails, its reason naming what to put in the Secret.
+        sid, status = await started(mgr, live_config(venue))
+        assert status == "failed"
+        assert f"set {PREFIX}API_KEY and {PREFIX}SECRET" in mgr.runs[sid].reason
+        assert venue.order_requests() == []
+
+        # The Secret created later: the next session finds it, no actor restarted.
+        write_secret_volume(mount, keys())
+        sid, status = await started(mgr, live_config(venue))
+        assert status == "running", mgr.runs[sid].reason
         assert await mgr.stop(sid) == "stopping"
         assert await mgr.wait(sid, 10) == "stopped"
     finally:
