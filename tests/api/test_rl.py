@@ -171,9 +171,9 @@ async def test_cancel_a_running_job_then_the_queued_one_runs(client: httpx.Async
     assert (await client.get("/api/rl/agents", params={"name": "s01-long"})).status_code == 404
     # The cancelled job stays cancelled; finished jobs cannot be cancelled.
     assert (await client.get(f"/api/rl/jobs/{first['id']}")).json()["status"] == "cancelled"
-    for job_id in (first["id"], second["id"]):
+    for job_id, status in ((first["id"], "cancelled"), (second["id"], "done")):
         resp = await client.delete(f"/api/rl/jobs/{job_id}")
-        assert resp.status_code == 409 and "is " in resp.text, resp.text
+        assert resp.status_code == 409 and f"{job_id} is {status}" in resp.text, resp.text
 
 
 async def test_cancel_a_queued_job(client: httpx.AsyncClient) -> None:
