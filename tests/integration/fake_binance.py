@@ -9,14 +9,13 @@ duplicated rows, and read the request log (every request, any method, with its a
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+from tests.integration.local_json_server import JSONHandler, LocalJSONServer, binance_market
 
 TF = 60_000  # 1m bars
 T0 = 1_700_000_040_000  # a minute boundary (ms): the default series origin
@@ -71,7 +70,7 @@ class Request(NamedTuple):
     query: dict[str, str]
 
 
-class FakeBinance(ThreadingHTTPServer):
+class FakeBinance(LocalJSONServer):
     """Binance spot's exchangeInfo and klines over series from ``origin`` to the clock's now.
 
     - ``missing[market_id]``: open times with no candle (gaps);
@@ -87,14 +86,11 @@ class FakeBinance(ThreadingHTTPServer):
     Any POST, PUT or DELETE (an order) is logged and refused.
     """
 
-    daemon_threads = True
-
     def __init__(self, clock: SimClock, origin: int = T0, max_limit: int = 1000) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.clock = clock
         self.origin = origin
         self.max_limit = max_limit
-        self.lock = threading.Lock()
         self.missing: dict[str, set[int]] = {m: set() for m in BASE_PRICE}
         self.duplicates: dict[str, dict[int, bool]] = {m: {} for m in BASE_PRICE}
         self.faults: dict[str, list[Fault]] = {"exchangeInfo": [], "klines": []}
@@ -104,13 +100,6 @@ class FakeBinance(ThreadingHTTPServer):
         self.overlap = 0  # bars before startTime sent too (exchanges that repeat the last one)
         self.requests: list[Request] = []
         self.served: list[tuple[str, int]] = []  # (market id, rows) of every klines answer
-        self.thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def klines_requests(self, market_id: str | None = None) -> list[dict[str, str]]:
         with self.lock:
@@ -123,9 +112,6 @@ class FakeBinance(ThreadingHTTPServer):
     def request_count(self) -> int:
         with self.lock:
             return len(self.requests)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up mid-answer is part of these tests
 
     def klines(self, q: dict[str, str]) -> list[list[Any]]:
         market_id = q["symbol"]
@@ -165,11 +151,8 @@ class FakeBinance(ThreadingHTTPServer):
         return rows
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: FakeBinance
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def _log(self, method: str) -> tuple[str, dict[str, str]]:
         parts = urlsplit(self.path)
@@ -223,32 +206,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"code": -1, "msg": "not here"})
 
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True  # the client is gone (a closed feed)
 
-
-def _market(base: str, quote: str) -> dict[str, Any]:
-    return {
-        "symbol": base + quote,
-        "status": "TRADING",
-        "baseAsset": base,
-        "quoteAsset": quote,
-        "baseAssetPrecision": 8,
-        "quoteAssetPrecision": 8,
-        "isSpotTradingAllowed": True,
-        "orderTypes": ["LIMIT", "MARKET"],
-        "permissions": ["SPOT"],
-        "filters": [],
-    }
-
-
-MARKETS = [_market("BTC", "USDT"), _market("ETH", "USDT")]
+MARKETS = [binance_market("BTC", "USDT", []), binance_market("ETH", "USDT", [])]
 SYMBOLS = ("BTC/USDT", "ETH/USDT")

@@ -8,15 +8,14 @@ until ``fill_resting`` fills it (the exchange acting while the orchestrator is d
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.integration.local_json_server import JSONHandler, LocalJSONServer, binance_market
 
 # A fault of one request: (status, json body) answers without acting; the strings act first:
 # "slow" answers after ``slow_seconds`` (the client times out), "malformed" answers broken
@@ -26,25 +25,12 @@ Fault = str | tuple[int, Any]
 INSUFFICIENT = {"code": -2010, "msg": "Account has insufficient balance for requested action."}
 
 
-def _market(base: str, quote: str) -> dict[str, Any]:
-    return {
-        "symbol": base + quote,
-        "status": "TRADING",
-        "baseAsset": base,
-        "quoteAsset": quote,
-        "baseAssetPrecision": 8,
-        "quoteAssetPrecision": 8,
-        "isSpotTradingAllowed": True,
-        "orderTypes": ["LIMIT", "MARKET"],
-        "permissions": ["SPOT"],
-        "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000",
-             "tickSize": "0.01"},
-            {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "9000", "stepSize": "0.001"},
-            {"filterType": "NOTIONAL", "minNotional": "10", "applyMinToMarket": True,
-             "maxNotional": "9000000", "applyMaxToMarket": False, "avgPriceMins": 5},
-        ],
-    }  # fmt: skip
+_FILTERS = [
+    {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
+    {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "9000", "stepSize": "0.001"},
+    {"filterType": "NOTIONAL", "minNotional": "10", "applyMinToMarket": True,
+     "maxNotional": "9000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+]  # fmt: skip
 
 
 @dataclass
@@ -85,16 +71,13 @@ class FakeOrder:
         }
 
 
-class FakeExchange(ThreadingHTTPServer):
+class FakeExchange(LocalJSONServer):
     """One venue. ``asks``/``bids``: (price, size) levels, best first, of ``BTCUSDT``."""
 
-    daemon_threads = True
-
     def __init__(self, api_key: str = "test-key", fee: float = 0.001) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.api_key = api_key
         self.fee = fee
-        self.lock = threading.Lock()
         self.asks: list[tuple[float, float]] = [(100.0, 5.0), (101.0, 5.0)]
         self.bids: list[tuple[float, float]] = [(99.0, 5.0), (98.0, 5.0)]
         self.balances: dict[str, float] = {"USDT": 100_000.0, "BTC": 10.0}
@@ -107,16 +90,6 @@ class FakeExchange(ThreadingHTTPServer):
         self.trace: list[tuple[str, ...]] | None = None
         # Candles of ``klines`` (1-second bars up to the wall clock): the price at a time in ms.
         self.kline_price: Callable[[int], float] = lambda ts_ms: 100.0
-        self.thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that time out and hang up are part of the tests
 
     def fault(self, route: str, *faults: Fault) -> None:
         with self.lock:
@@ -224,7 +197,7 @@ class FakeExchange(ThreadingHTTPServer):
             return 200, {
                 "timezone": "UTC",
                 "serverTime": int(time.time() * 1000),
-                "symbols": [_market("BTC", "USDT")],
+                "symbols": [binance_market("BTC", "USDT", _FILTERS)],
             }
         if endpoint == "depth":
             return 200, {
@@ -269,12 +242,9 @@ class FakeExchange(ThreadingHTTPServer):
 _PRIVATE = frozenset({"account", "order", "openOrders"})
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: FakeExchange
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -319,19 +289,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._raw(200, b'{"symbol": "BTCUSDT", "orderId": ')
             return
         self._send(status, answer)
-
-    def _send(self, status: int, body: Any) -> None:
-        self._raw(status, json.dumps(body).encode())
-
-    def _raw(self, status: int, data: bytes) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
 
 
 @contextmanager
