@@ -37,7 +37,7 @@ from raytrader.execution.ccxt_broker import (
 )
 from raytrader.orchestrator.config import LiveSpec, SessionConfig
 from raytrader.orchestrator.session_broker import StepResult
-from raytrader.secrets import CredentialsError, env_prefix, load_credentials
+from raytrader.secrets import DIR_VAR, CredentialsError, env_prefix, load_credentials
 from raytrader.state.ledger import Ledger
 from raytrader.state.stores.base import StateStore
 
@@ -90,7 +90,8 @@ class LiveSession:
             prefix = env_prefix(exchange_id)
             raise CredentialsError(
                 f"live mode needs {exchange_id} credentials: set {prefix}API_KEY and "
-                f"{prefix}SECRET (or their _FILE variants)"
+                f"{prefix}SECRET (or their _FILE variants, or files of those names in "
+                f"the directory of {DIR_VAR})"
             )
         exchange = make_trading_exchange(
             exchange_id,
