@@ -156,9 +156,11 @@ async def test_smart_trade_from_the_ensemble_signal(api: Any) -> None:
 async def _search_then_cancel(client: httpx.AsyncClient) -> None:
     """A training with a search on the sweep workers, then cancelled jobs (run inside another
     test: the app's set-up costs more than these jobs)."""
-    search = {"space": {"C": {"values": [0.001, 1.0]}}, "objective": "accuracy"}
+    search = {"space": {"C": {"values": [0.001, 1.0]}}, "objective": "sharpe"}
+    trading = {"cost_bps": 5.0, "allow_short": True}
     resp = await client.post(
-        "/api/ml/train", json={**TRAIN, "name": "s01-searched", "search": search}
+        "/api/ml/train",
+        json={**TRAIN, "name": "s01-searched", "search": search, "trading": trading},
     )
     assert resp.status_code == 202, resp.text
     assert resp.json()["progress"]["total"] == 10  # 2 trials x 3 folds, the best's 3 and its fit
@@ -170,15 +172,16 @@ async def _search_then_cancel(client: httpx.AsyncClient) -> None:
     assert found["ran_on"] == "ray" and found["sweep_id"] == done["id"] and found["trials"] == 2
     assert found["direction"] == "maximize"
     assert result["params"]["C"] == found["best"]["params"]["C"]
-    # The saved model is the best trial's: its CV accuracy is the trial's score.
-    assert result["cv_metrics"]["accuracy"] == pytest.approx(found["best"]["value"], rel=1e-12)
+    # The saved model is the best trial's: its CV Sharpe (net of the costs) is the trial's score.
+    assert result["cv_metrics"]["sharpe"] == pytest.approx(found["best"]["value"], rel=1e-12)
     (model,) = (await client.get("/api/ml/models", params={"name": "s01-searched"})).json()[
         "models"
     ]
     assert model["search"]["top"][0]["C"] == found["best"]["params"]["C"]
-    # Ranked best first by accuracy.
-    accuracies = [row["accuracy"] for row in model["search"]["top"]]
-    assert accuracies == sorted(accuracies, reverse=True)
+    assert model["search"]["trading"] == {**trading, "periods_per_year": None}
+    # Ranked best first by Sharpe.
+    sharpes = [row["sharpe"] for row in model["search"]["top"]]
+    assert sharpes == sorted(sharpes, reverse=True)
 
     async def named(body: dict[str, Any], field: str) -> None:
         resp = await client.post("/api/ml/train", json={**TRAIN, "search": body})

@@ -35,7 +35,7 @@ from raytrader.ml.models import ModelKind, class_probabilities, make_model
 from raytrader.ml.registry import ModelNotFoundError, ModelRecord, ModelRegistry
 from raytrader.ml.search import SearchResult
 from raytrader.ml.search_spec import ModelSearchSpec
-from raytrader.ml.training import LabelConfig, TrainSpec
+from raytrader.ml.training import LabelConfig, TradingSpec, TrainSpec
 from raytrader.orchestrator.api.common import (
     _STRICT,
     JobProgress,
@@ -93,6 +93,10 @@ class LabelsIn(LabelConfig):
     model_config = _STRICT
 
 
+class TradingIn(TradingSpec):
+    model_config = _STRICT
+
+
 ParamValue = Annotated[float, Field(ge=-1e6, le=1e6)] | bool | str | None
 
 
@@ -135,6 +139,9 @@ class TrainRequest(DataIn):
     labels: LabelsIn = Field(default_factory=LabelsIn)
     cv_splits: int = Field(5, ge=2, le=20)
     embargo: int = Field(0, ge=0, le=1000, description="bars dropped before each test fold")
+    trading: TradingIn = Field(
+        default_factory=TradingIn, description="the strategy the CV's sharpe scores"
+    )
     search: SearchIn | None = Field(
         None, description="search these params first (on the sweep workers); save the best"
     )
@@ -251,6 +258,7 @@ def train_spec(req: TrainRequest) -> TrainSpec:
         labels=LabelConfig.model_validate(req.labels.model_dump()),
         cv_splits=req.cv_splits,
         embargo=req.embargo,
+        trading=TradingSpec.model_validate(req.trading.model_dump()),
         search=None if search is None else ModelSearchSpec.model_validate(search.model_dump()),
     )
 
