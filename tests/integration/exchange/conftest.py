@@ -19,6 +19,7 @@ from raytrader.execution.ccxt_broker import (
     CcxtBrokerConfig,
     make_trading_exchange,
 )
+from raytrader.orchestrator.config import SessionConfig
 from raytrader.secrets import ExchangeCredentials
 from raytrader.state.stores.sqlite_store import SqliteStore
 from tests.integration.exchange.fake_exchange import FakeExchange, running
@@ -90,3 +91,31 @@ async def make_broker(store: SqliteStore) -> AsyncIterator[MakeBroker]:
     yield make
     for b in made:
         await b.close()
+
+
+def live_config(venue: FakeExchange, **agent: Any) -> SessionConfig:
+    """A live session on ``venue`` (its sandbox URL), trading BTC/USDT on 1s bars."""
+    return SessionConfig.model_validate(
+        {
+            "name": "live",
+            "mode": "live",
+            "symbols": ["BTC/USDT"],
+            "timeframe": "1s",
+            "agents": [{"name": "sma_cross", "params": agent or {"fast": 2, "slow": 4}}],
+            "initial_cash": 1_000,
+            "portfolio": {"lot_size": 0.001},
+            "feed": {
+                "kind": "ccxt",
+                "exchange": "binance",
+                "api_url": venue.base,
+                "poll_interval": 0.2,
+            },
+            "live": {
+                "sandbox": True,
+                "api_urls": {SANDBOX: venue.base},
+                "rate_limit": False,
+                "timeout_ms": 2_000,
+                "retry": {"max_retries": 2, "retry_base": 0.01, "retry_max": 0.05},
+            },
+        }
+    )

@@ -26,7 +26,7 @@ from raytrader.orchestrator.runtime import NAMESPACE, Components
 from raytrader.orchestrator.sessions import SessionManager
 from raytrader.secrets import DIR_VAR, CredentialsError, load_credentials
 from raytrader.state.stores.sqlite_store import SqliteStore
-from tests.integration.exchange.conftest import SANDBOX
+from tests.integration.exchange.conftest import live_config
 from tests.integration.exchange.fake_exchange import FakeExchange
 
 PREFIX = "RAYTRADER_EXCHANGE_BINANCE_"
@@ -110,33 +110,6 @@ def test_a_key_given_two_ways_or_a_missing_mount_is_refused_by_name(
         load_credentials("binance", env)
     assert message in str(err.value)
     assert KEY not in str(err.value) and SECRET not in str(err.value)
-
-
-def live_config(venue: FakeExchange) -> SessionConfig:
-    return SessionConfig.model_validate(
-        {
-            "name": "live-dir",
-            "mode": "live",
-            "symbols": ["BTC/USDT"],
-            "timeframe": "1s",
-            "agents": [{"name": "sma_cross", "params": {"fast": 2, "slow": 4}}],
-            "initial_cash": 1_000,
-            "portfolio": {"lot_size": 0.001},
-            "feed": {
-                "kind": "ccxt",
-                "exchange": "binance",
-                "api_url": venue.base,
-                "poll_interval": 0.2,
-            },
-            "live": {
-                "sandbox": True,
-                "api_urls": {SANDBOX: venue.base},
-                "rate_limit": False,
-                "timeout_ms": 2_000,
-                "retry": {"max_retries": 2, "retry_base": 0.01, "retry_max": 0.05},
-            },
-        }
-    )
 
 
 def private_keys(venue: FakeExchange) -> set[str]:

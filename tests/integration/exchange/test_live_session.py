@@ -12,7 +12,6 @@ import json
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
 import ray
@@ -21,13 +20,12 @@ from raytrader.domain import OrderType, Side
 from raytrader.execution.market_rules import exchange_client_id
 from raytrader.orchestrator import control
 from raytrader.orchestrator.actors import COMPONENTS
-from raytrader.orchestrator.config import SessionConfig
 from raytrader.orchestrator.live_session import LiveSession
 from raytrader.orchestrator.runtime import NAMESPACE, Components
 from raytrader.orchestrator.sessions import SessionManager
 from raytrader.secrets import CredentialsError
 from raytrader.state.stores.sqlite_store import SqliteStore
-from tests.integration.exchange.conftest import KEY, SANDBOX, SECRET
+from tests.integration.exchange.conftest import KEY, SECRET, live_config
 from tests.integration.exchange.fake_exchange import FakeExchange
 
 pytestmark = pytest.mark.asyncio
@@ -66,33 +64,6 @@ def components(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(autouse=True)
 def allow_live(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAYTRADER_ALLOW_LIVE", "1")
-
-
-def live_config(venue: FakeExchange, **agent: Any) -> SessionConfig:
-    return SessionConfig.model_validate(
-        {
-            "name": "live",
-            "mode": "live",
-            "symbols": ["BTC/USDT"],
-            "timeframe": "1s",
-            "agents": [{"name": "sma_cross", "params": agent or {"fast": 2, "slow": 4}}],
-            "initial_cash": 1_000,
-            "portfolio": {"lot_size": 0.001},
-            "feed": {
-                "kind": "ccxt",
-                "exchange": "binance",
-                "api_url": venue.base,
-                "poll_interval": 0.2,
-            },
-            "live": {
-                "sandbox": True,
-                "api_urls": {SANDBOX: venue.base},
-                "rate_limit": False,
-                "timeout_ms": 2_000,
-                "retry": {"max_retries": 2, "retry_base": 0.01, "retry_max": 0.05},
-            },
-        }
-    )
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
